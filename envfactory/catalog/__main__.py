@@ -1,0 +1,92 @@
+"""Author tooling for the hand-written catalog (trusted code only).
+
+    python -m envfactory.catalog check NAME [NAME ...]   # regenerate spec.json, run cases in-process
+    python -m envfactory.catalog check --all
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+from envfactory.catalog import CATALOG_DIR
+from envfactory.env.base import Environment
+from envfactory.env.cases import CaseSet, run_cases
+from envfactory.env.runtime import EnvRuntime
+from envfactory.env.spec import spec_from_class
+
+
+def load_class(path: Path) -> type[Environment]:
+    spec = importlib.util.spec_from_file_location(f"catalog_{path.parent.name}", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    classes = [v for v in vars(module).values() if isinstance(v, type) and issubclass(v, Environment)
+               and v is not Environment and v.__module__ == module.__name__]
+    if len(classes) != 1:
+        raise SystemExit(f"{path}: expected exactly one Environment subclass, found {classes}")
+    return classes[0]
+
+
+def render_spec(env_dir: Path) -> str:
+    return json.dumps(spec_from_class(load_class(env_dir / "env.py")).model_dump(), indent=2) + "\n"
+
+
+def check(env_dir: Path) -> list[str]:
+    problems: list[str] = []
+    cls = load_class(env_dir / "env.py")
+    spec = spec_from_class(cls)
+    (env_dir / "spec.json").write_text(json.dumps(spec.model_dump(), indent=2) + "\n")
+    if spec.name != env_dir.name:
+        problems.append(f"name {spec.name!r} != folder {env_dir.name!r}")
+    if len(spec.tools) < 6:
+        problems.append(f"only {len(spec.tools)} tools (need >= 6)")
+    scen_files = sorted((env_dir / "scenarios").glob("*.json"))
+    if len(scen_files) < 2:
+        problems.append(f"only {len(scen_files)} scenarios (need >= 2)")
+    scenarios = {}
+    for f in scen_files:
+        data = json.loads(f.read_text())
+        scenarios[f.stem] = data
+        biggest = max((len(v) for v in data.values() if isinstance(v, (dict, list))), default=0)
+        if biggest < 20:
+            problems.append(f"scenario {f.stem}: largest table has {biggest} rows (need >= 20)")
+    rt = EnvRuntime(spec, cls, scenarios)
+    cases = CaseSet.model_validate_json((env_dir / "tests.json").read_text())
+    kinds = {s.expect_error for c in cases.cases for s in c.steps if s.expect_error}
+    if "domain_error" not in kinds or "invalid_arguments" not in kinds:
+        problems.append(f"tests need domain_error and invalid_arguments failure cases (have {sorted(kinds)})")
+    tools_tested = {s.tool for c in cases.cases for s in c.steps}
+    untested = [t.name for t in spec.tools if t.name not in tools_tested]
+    if untested:
+        problems.append(f"tools without a validation step: {untested}")
+    for res in run_cases(rt, cases, spec):
+        if not res.passed:
+            problems.append(f"case {res.name!r}: " + "; ".join(res.failures))
+    return problems
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m envfactory.catalog")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    c = sub.add_parser("check")
+    c.add_argument("names", nargs="*")
+    c.add_argument("--all", action="store_true")
+    args = ap.parse_args(argv)
+    dirs = ([p for p in sorted(CATALOG_DIR.iterdir()) if (p / "env.py").is_file()] if args.all
+            else [CATALOG_DIR / n for n in args.names])
+    bad = 0
+    for d in dirs:
+        problems = check(d)
+        print(f"{d.name}: {'OK' if not problems else 'FAIL'}")
+        for p in problems:
+            print(f"  - {p}")
+        bad += bool(problems)
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
