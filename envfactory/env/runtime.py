@@ -7,6 +7,7 @@ it directly.
 
 from __future__ import annotations
 
+import inspect
 import json
 from typing import Any
 
@@ -45,6 +46,7 @@ class EnvRuntime:
             method = getattr(self.env, t.name, None)
             if not callable(method):
                 raise ImportError(f"tool {t.name!r} in spec is not a method of {spec.class_name}")
+            check_signature(t.name, method, t.input_schema)
             self._methods[t.name] = method
             cls = jsonschema.validators.validator_for(t.input_schema, default=jsonschema.Draft202012Validator)
             self._validators[t.name] = cls(t.input_schema)
@@ -96,6 +98,22 @@ class EnvRuntime:
 
     def state_hash(self) -> str:
         return state_hash(self.state())
+
+
+def check_signature(name: str, method, input_schema: dict) -> None:
+    """The spec's parameters must be exactly the method's (names, and which are required)."""
+    params = {p.name: p for p in inspect.signature(method).parameters.values()
+              if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+    accepts_kwargs = any(p.kind is p.VAR_KEYWORD for p in inspect.signature(method).parameters.values())
+    props = set(input_schema.get("properties", {}))
+    required = set(input_schema.get("required", []))
+    missing = props - set(params) if not accepts_kwargs else set()
+    if missing:
+        raise ImportError(f"tool {name!r}: spec parameters {sorted(missing)} are not parameters of the method")
+    unfilled = {n for n, p in params.items() if p.default is p.empty} - required
+    if unfilled:
+        raise ImportError(f"tool {name!r}: method parameters {sorted(unfilled)} have no default "
+                          "but are not required in the spec")
 
 
 def classify(tool: str, exc: BaseException) -> tuple[ErrorKind, str]:

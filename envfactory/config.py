@@ -1,0 +1,64 @@
+"""The experiment configuration: one pydantic model, the single source of truth.
+
+`config/schema.json` is generated from it (`envfactory config schema`), and the
+Snakefile validates `config/config.yaml` against that schema before building
+the DAG; every stage re-validates the resolved config with this model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+from .env.sandbox import SandboxLimits
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class EnvsConfig(_Strict):
+    catalog: list[str] | Literal["all"] = Field(
+        "all", description="bundled catalog environments to use: 'all' or a list of names")
+    extra_dirs: list[str] = Field(default_factory=list,
+                                  description="further environment packages (folders) to admit, e.g. imported ones")
+    sandbox: SandboxLimits = Field(default_factory=SandboxLimits)
+
+
+class TrackingConfig(_Strict):
+    enabled: bool = True
+    tracking_uri: str = Field("sqlite:///mlruns/mlflow.db",
+                              description="MLflow tracking URI: the embedded local store by default; "
+                                          "http(s)://host:port for a team server")
+    experiment_name: str = "envfactory"
+
+
+class ExperimentConfig(_Strict):
+    experiment: str = Field("default", pattern=r"^[A-Za-z0-9_.-]+$", description="name; outputs go to results/<experiment>/")
+    seed: int = 0
+    results_dir: str = "results"
+    envs: EnvsConfig = Field(default_factory=EnvsConfig)
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+
+    def out_dir(self) -> Path:
+        return Path(self.results_dir) / self.experiment
+
+    def config_hash(self) -> str:
+        return hashlib.sha256(json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def load_config(path: str | Path) -> ExperimentConfig:
+    text = Path(path).read_text()
+    data = json.loads(text) if str(path).endswith(".json") else yaml.safe_load(text)
+    return ExperimentConfig.model_validate(data or {})
+
+
+def json_schema() -> dict:
+    schema = ExperimentConfig.model_json_schema()
+    schema["$schema"] = "http://json-schema.org/draft-07/schema#"
+    return schema

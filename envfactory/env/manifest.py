@@ -1,0 +1,99 @@
+"""The `envs` stage: admit environment packages (catalog + extra folders) into `envs/manifest.json`.
+
+An environment is admitted only if its validation cases pass in the sandbox.
+Admitted packages are copied to `<out>/envs/<name>/` with their `report.json`;
+rejected ones are listed with their reasons. Verification is cached by
+content hash, so a re-run after an interruption recomputes nothing finished.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+from ..catalog import CATALOG_DIR, catalog_packages
+from ..config import ExperimentConfig
+from ..io import atomic_write_json
+from .package import EnvPackage
+from .verify import VerifyReport, cached_verify
+
+
+class ManifestEntry(BaseModel):
+    name: str
+    domain: str
+    source: str  # "catalog" | "extra"
+    path: str    # relative to the manifest's folder
+    content_hash: str
+    n_tools: int
+    n_scenarios: int
+    verified: bool
+    problems: list[str] = Field(default_factory=list)
+
+
+class Manifest(BaseModel):
+    experiment: str
+    config_hash: str
+    envs: list[ManifestEntry]
+    rejected: list[ManifestEntry] = Field(default_factory=list)
+    domains: dict[str, int] = Field(default_factory=dict)
+    sources: dict[str, int] = Field(default_factory=dict)
+
+
+def selected_packages(cfg: ExperimentConfig) -> list[tuple[str, EnvPackage]]:
+    if cfg.envs.catalog == "all":
+        chosen = [("catalog", EnvPackage(p)) for p in catalog_packages()]
+    else:
+        missing = [n for n in cfg.envs.catalog if not (CATALOG_DIR / n / "spec.json").is_file()]
+        if missing:
+            raise ValueError(f"unknown catalog environments {missing}; have {[p.name for p in catalog_packages()]}")
+        chosen = [("catalog", EnvPackage(CATALOG_DIR / n)) for n in cfg.envs.catalog]
+    chosen += [("extra", EnvPackage(d)) for d in cfg.envs.extra_dirs]
+    names = Counter(p.name for _, p in chosen)
+    dupes = [n for n, c in names.items() if c > 1]
+    if dupes:
+        raise ValueError(f"environment names must be unique, duplicated: {dupes}")
+    return chosen
+
+
+def _install(package: EnvPackage, report: VerifyReport, dest: Path) -> None:
+    """Copy the package and its report to `dest` atomically (copy aside, then rename)."""
+    if dest.exists() and (dest / "report.json").is_file():
+        old = json.loads((dest / "report.json").read_text())
+        if old.get("content_hash") == report.content_hash:
+            return
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}."))
+    shutil.copytree(package.root, tmp, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
+    atomic_write_json(tmp / "report.json", json.loads(report.model_dump_json()))
+    if dest.exists():
+        shutil.rmtree(dest)
+    tmp.rename(dest)
+
+
+def build_manifest(cfg: ExperimentConfig, manifest_path: Path, log=print) -> Manifest:
+    envs_dir = manifest_path.parent
+    admitted, rejected = [], []
+    for source, package in selected_packages(cfg):
+        report = cached_verify(package, cfg.envs.sandbox)
+        entry = ManifestEntry(name=package.name, domain=package.spec.domain, source=source,
+                              path=package.name, content_hash=report.content_hash, n_tools=report.n_tools,
+                              n_scenarios=report.n_scenarios, verified=report.verified, problems=report.problems)
+        if report.verified:
+            _install(package, report, envs_dir / package.name)
+            admitted.append(entry)
+        else:
+            rejected.append(entry)
+        log(f"[envs] {package.name:28s} {'admitted' if report.verified else 'REJECTED'} "
+            f"({report.n_tools} tools, {len(report.cases)} cases, {report.seconds:.2f}s)")
+        for problem in report.problems:
+            log(f"[envs]   - {problem}")
+    manifest = Manifest(experiment=cfg.experiment, config_hash=cfg.config_hash(), envs=admitted, rejected=rejected,
+                        domains=dict(Counter(e.domain for e in admitted)),
+                        sources=dict(Counter(e.source for e in admitted)))
+    atomic_write_json(manifest_path, manifest.model_dump(mode="json"))
+    return manifest

@@ -1,0 +1,38 @@
+# Shared paths, the resolved config and the MLflow parent run of this invocation.
+import json
+import os
+import sys
+from pathlib import Path
+
+from envfactory.config import ExperimentConfig
+from envfactory import tracking
+
+CFG = ExperimentConfig.model_validate(config)
+OUT = str(CFG.out_dir())
+CONFIG_JSON = f"{OUT}/config.json"
+MANIFEST = f"{OUT}/envs/manifest.json"
+ENVFACTORY = f"{sys.executable} -m envfactory"
+CATALOG_FILES = sorted(str(p) for p in Path(workflow.basedir, "envfactory", "catalog").rglob("*")
+                       if p.is_file() and "__pycache__" not in p.parts)
+
+
+rule resolved_config:
+    """The validated config as the stages see it; params make a config change re-run downstream rules."""
+    output:
+        CONFIG_JSON,
+    params:
+        cfg=json.dumps(CFG.model_dump(mode="json"), sort_keys=True),
+    run:
+        from envfactory.io import atomic_write_text
+
+        atomic_write_text(output[0], params.cfg + "\n")
+
+
+onstart:
+    tracking.start_parent_run(CFG, targets=sys.argv[1:])
+
+onsuccess:
+    tracking.end_parent_run(CFG, "FINISHED")
+
+onerror:
+    tracking.end_parent_run(CFG, "FAILED")
