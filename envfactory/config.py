@@ -60,5 +60,5 @@ def load_config(path: str | Path) -> ExperimentConfig:
 
 def json_schema() -> dict:
     schema = ExperimentConfig.model_json_schema()
-    schema["$schema"] = "http://json-schema.org/draft-07/schema#"
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     return schema

@@ -12,8 +12,16 @@ OUT = str(CFG.out_dir())
 CONFIG_JSON = f"{OUT}/config.json"
 MANIFEST = f"{OUT}/envs/manifest.json"
 ENVFACTORY = f"{sys.executable} -m envfactory"
-CATALOG_FILES = sorted(str(p) for p in Path(workflow.basedir, "envfactory", "catalog").rglob("*")
-                       if p.is_file() and "__pycache__" not in p.parts)
+
+
+def _package_files():
+    """Files of the selected environment packages: editing one re-runs the envs stage."""
+    from envfactory.env.manifest import selected_packages
+
+    return sorted(str(f) for _, pkg in selected_packages(CFG) for f in pkg.files())
+
+
+ENV_PACKAGE_FILES = _package_files()
 
 
 rule resolved_config:

@@ -4,7 +4,7 @@
 rule envs:
     input:
         cfg=CONFIG_JSON,
-        catalog=CATALOG_FILES,
+        packages=ENV_PACKAGE_FILES,
     output:
         MANIFEST,
     log:

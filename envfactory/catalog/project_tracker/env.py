@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from typing import Literal
 
@@ -22,6 +23,7 @@ TRANSITIONS = {
 }
 MAX_ESTIMATE_HOURS = 80.0
 MAX_COMMENT_LENGTH = 1000
+_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
 class Member(BaseModel):
@@ -137,6 +139,8 @@ class WorkloadReport(BaseModel):
 
 def _parse_date(value: str, field: str) -> date:
     try:
+        if not _DATE_RE.fullmatch(value):
+            raise ValueError(value)
         return date.fromisoformat(value)
     except ValueError:
         raise ToolFailure(f"{field} must be an ISO date (YYYY-MM-DD), got {value!r}") from None
