@@ -16,6 +16,7 @@ TxnKind = Literal["expense", "income", "transfer_out", "transfer_in"]
 Frequency = Literal["monthly", "quarterly", "yearly"]
 
 BILL_PAY_WINDOW_DAYS = 14
+MAX_AMOUNT = 1_000_000.0
 _MONTHS_PER_PERIOD = {"monthly": 1, "quarterly": 3, "yearly": 12}
 
 
@@ -187,6 +188,15 @@ def _money(value: float) -> float:
     return round(value + 0.0, 2)
 
 
+def _check_amount(value: float, field: str = "amount", allow_zero: bool = False) -> float:
+    value = _money(value) if abs(value) <= MAX_AMOUNT else value
+    if value < 0 or (value == 0 and not allow_zero):
+        raise ToolFailure(f"{field} must be {'0 or more' if allow_zero else 'positive'}")
+    if value > MAX_AMOUNT:
+        raise ToolFailure(f"{field} must not exceed {MAX_AMOUNT:,.0f}")
+    return value
+
+
 class PersonalBudget(Environment):
     """A household budgeting app: checking, savings and credit-card accounts with
     categorized transactions, monthly per-category budgets, transfers between the
@@ -340,16 +350,14 @@ class PersonalBudget(Environment):
         Args:
             account_id: Account identifier from list_accounts.
             kind: expense or income.
-            amount: Positive amount in the household currency.
+            amount: Positive amount in the household currency (at most 1,000,000).
             date: Transaction date, YYYY-MM-DD, not after today.
             payee: Merchant or payer name.
             category_id: Category identifier from list_categories, of the same kind.
             memo: Optional note.
         """
         acc = self._account(account_id, must_be_open=True)
-        if amount <= 0:
-            raise ToolFailure("amount must be positive")
-        amount = _money(amount)
+        amount = _check_amount(amount)
         when = _parse_date(date, "date")
         if when > _parse_date(self.state["today"], "today"):
             raise ToolFailure(f"date {date} is in the future (today is {self.state['today']})")
@@ -415,7 +423,7 @@ class PersonalBudget(Environment):
         Args:
             from_account_id: Source account (checking or savings).
             to_account_id: Destination account.
-            amount: Positive amount to move.
+            amount: Positive amount to move (at most 1,000,000).
             date: Transfer date, YYYY-MM-DD, not after today.
             memo: Optional note.
         """
@@ -425,9 +433,7 @@ class PersonalBudget(Environment):
         dst = self._account(to_account_id, must_be_open=True)
         if src["type"] == "credit_card":
             raise ToolFailure("cash advances are not supported: a credit card cannot be the source of a transfer")
-        if amount <= 0:
-            raise ToolFailure("amount must be positive")
-        amount = _money(amount)
+        amount = _check_amount(amount)
         when = _parse_date(date, "date")
         if when > _parse_date(self.state["today"], "today"):
             raise ToolFailure(f"date {date} is in the future (today is {self.state['today']})")
@@ -461,9 +467,7 @@ class PersonalBudget(Environment):
         cat = self._category(category_id)
         if cat["kind"] != "expense":
             raise ToolFailure(f"category {category_id} is an income category; budgets apply to expenses")
-        if limit < 0:
-            raise ToolFailure("limit must not be negative")
-        limit = _money(limit)
+        limit = _check_amount(limit, "limit", allow_zero=True)
         key = f"{month}:{category_id}"
         previous = self.state["budgets"].get(key)
         prev_limit = previous["limit"] if previous else None
@@ -528,8 +532,7 @@ class PersonalBudget(Environment):
         cat = self._category(category_id)
         if cat["kind"] != "expense":
             raise ToolFailure(f"category {category_id} is not an expense category")
-        if amount <= 0:
-            raise ToolFailure("amount must be positive")
+        amount = _check_amount(amount)
         due = _parse_date(next_due_date, "next_due_date")
         if due < _parse_date(self.state["today"], "today"):
             raise ToolFailure(f"next_due_date {next_due_date} is in the past (today is {self.state['today']})")
@@ -538,7 +541,7 @@ class PersonalBudget(Environment):
         bid = f"BILL-{self.state['next_bill_number']:03d}"
         self.state["next_bill_number"] += 1
         bill = {"bill_id": bid, "name": name.strip(), "payee": payee.strip(), "account_id": account_id,
-                "category_id": category_id, "amount": _money(amount), "frequency": frequency,
+                "category_id": category_id, "amount": amount, "frequency": frequency,
                 "next_due_date": due.isoformat(), "active": True}
         self.state["recurring_bills"][bid] = bill
         return bill
@@ -558,9 +561,7 @@ class PersonalBudget(Environment):
         acc = self._account(account_id or bill["account_id"], must_be_open=True)
         if acc["type"] == "savings":
             raise ToolFailure("bills cannot be paid from a savings account")
-        pay = _money(bill["amount"] if amount is None else amount)
-        if pay <= 0:
-            raise ToolFailure("amount must be positive")
+        pay = _check_amount(bill["amount"] if amount is None else amount)
         today = _parse_date(self.state["today"], "today")
         due = date.fromisoformat(bill["next_due_date"])
         if (due - today).days > BILL_PAY_WINDOW_DAYS:

@@ -387,6 +387,10 @@ class TeamChat(Environment):
         """
         ch = self._channel(channel_id)
         self._check_writable(ch)
+        if ch["kind"] == "direct":
+            for uid in ch["members"]:
+                if uid != self._me and self._user(uid)["status"] != "active":
+                    raise ToolFailure(f"{self._user(uid)['full_name']} ({uid}) is deactivated and cannot receive messages")
         return self._new_message(channel_id, _clean_text(text), None)
 
     def reply_in_thread(self, message_id: str, text: str) -> Message:
@@ -453,7 +457,7 @@ class TeamChat(Environment):
             emoji: Emoji short name you reacted with.
         """
         msg = self._message(message_id)
-        self._check_readable(self._channel(msg["channel_id"]))
+        self._check_writable(self._channel(msg["channel_id"]))
         name = _clean_emoji(emoji)
         users = msg["reactions"].get(name)
         if not users or self._me not in users:
