@@ -176,8 +176,9 @@ class ClinicAppointments(Environment):
                    and a["status"] in ("scheduled", "completed") and a["appointment_id"] != ignore
                    for a in self.state["appointments"].values())
 
-    def _check_slot(self, doctor: dict, patient_id: str, day: str, time: str, ignore: str | None = None) -> date:
-        d = _parse_date(day, "date")
+    def _check_slot(self, doctor: dict, patient_id: str, day: str, time: str, ignore: str | None = None,
+                    field: str = "date") -> date:
+        d = _parse_date(day, field)
         today = self._today()
         if d <= today:
             raise ToolFailure(f"appointments must be booked for a future date (today is {self.state['today']})")
@@ -420,11 +421,12 @@ class ClinicAppointments(Environment):
             raise ToolFailure(f"appointment {appointment_id} is today or in the past and can no longer be rescheduled")
         limit = self.state["policy"]["max_reschedules"]
         if appt["reschedule_count"] >= limit:
-            raise ToolFailure(f"appointment {appointment_id} was already rescheduled {limit} times; cancel and rebook")
+            raise ToolFailure(f"appointment {appointment_id} has been rescheduled {appt['reschedule_count']} times "
+                              f"(limit {limit}); cancel and rebook instead")
         if new_date == appt["date"] and new_time == appt["time"]:
             raise ToolFailure("the new slot is the current slot")
         doctor = self._doctor(appt["doctor_id"])
-        d = self._check_slot(doctor, appt["patient_id"], new_date, new_time, ignore=appointment_id)
+        d = self._check_slot(doctor, appt["patient_id"], new_date, new_time, ignore=appointment_id, field="new_date")
         if appt["referral_id"] is not None:
             referral = self.state["referrals"][appt["referral_id"]]
             if referral["expires_on"] < d.isoformat():
