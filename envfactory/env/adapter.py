@@ -30,6 +30,9 @@ class PaperEnvAdapter(Environment):
     def save_scenario(self) -> dict:
         return json.loads(json.dumps(self._inner.save_scenario()))
 
+    def _state_view(self):
+        return self._inner.save_scenario()
+
     def _mark(self) -> int:
         self._last = json.dumps(self._inner.save_scenario())
         return 1

@@ -78,6 +78,10 @@ class Environment:
     def save_scenario(self) -> dict:
         return plain(self.state)
 
+    def _state_view(self) -> Any:
+        """The state for read-only use (hashing, serializing) without a copy."""
+        return self.state
+
     # -- journal (used by the runtime) ---------------------------------------
     def _mark(self) -> int:
         return self._journal.mark()

@@ -97,7 +97,7 @@ class EnvRuntime:
         return plain(self.env.save_scenario())
 
     def state_hash(self) -> str:
-        return state_hash(self.state())
+        return state_hash(self.env._state_view())
 
 
 def check_signature(name: str, method, input_schema: dict) -> None:

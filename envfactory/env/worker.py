@@ -61,7 +61,7 @@ def main() -> None:
                 runtime.reset(request[1])
                 response = '{"ok":null}'
             elif op == "state":
-                response = json.dumps({"ok": runtime.state()}, ensure_ascii=False)
+                response = json.dumps({"ok": runtime.env._state_view()}, ensure_ascii=False)
             elif op == "hash":
                 response = json.dumps({"ok": runtime.state_hash()})
             elif op == "ping":
