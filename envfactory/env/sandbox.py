@@ -63,6 +63,7 @@ class SandboxedEnv:
         self._pending: list[tuple] = []  # pipelined calls not yet collected
         self.layers: dict[str, bool] = {}
         self.restarts = 0
+        self._failure = ""  # why the last _receive returned None: "hang" | "eof" | "garbage"
         self.workdir = tempfile.mkdtemp(prefix=f"envf-{self.package.name}-", dir=workdir_parent)
         self._start()
 
@@ -124,14 +125,19 @@ class SandboxedEnv:
     def _receive(self, timeout: float) -> dict | None:
         """Next frame from the worker, or None if it hung (killed) or died."""
         if self._proc is None:
+            self._failure = "eof"
             return None
         ready, _, _ = select.select([self._rfd], [], [], timeout)
         if not ready:
+            self._failure = "hang"
             return None
         try:
             return json.loads(read_frame(self._rfd))
-        except (WireClosed, OSError, ValueError):
-            return None
+        except (WireClosed, OSError):
+            self._failure = "eof"
+        except ValueError:
+            self._failure = "garbage"
+        return None
 
     def _request(self, message: list, timeout: float) -> dict | None:
         try:
@@ -141,9 +147,14 @@ class SandboxedEnv:
         return self._receive(timeout)
 
     def _dead_reason(self) -> ErrorKind:
-        code = self._proc.poll() if self._proc is not None else None
-        if code is None:
+        if self._failure == "hang":
             return ErrorKind.timeout
+        if self._failure == "garbage" or self._proc is None:
+            return ErrorKind.worker_crashed
+        try:  # the pipe closed: the process is exiting; get its status
+            code = self._proc.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            return ErrorKind.worker_crashed
         if code in (-signal.SIGXCPU, -signal.SIGKILL, -signal.SIGXFSZ):
             return ErrorKind.resource_limit
         return ErrorKind.worker_crashed
