@@ -121,6 +121,7 @@ def test_killed_worker_is_restarted_with_state_replayed(hotel_dir):
         assert booked["ok"]["reservation_id"] == "RSV-00013"
         before = env.state_hash()
         os.kill(env.pid, 9)
+        env._proc.wait(timeout=10)  # os.kill is asynchronous: make sure it is dead before the next call
         crashed = env.call("get_reservation", {"reservation_id": "RSV-00013"})
         assert crashed["error"]["kind"] in ("worker_crashed", "resource_limit")
         assert env.restarts == 1

@@ -129,7 +129,8 @@ class SandboxedEnv:
             return None
         ready, _, _ = select.select([self._rfd], [], [], timeout)
         if not ready:
-            self._failure = "hang"
+            # A dead worker whose pipe is still open elsewhere is a crash, not a hang.
+            self._failure = "hang" if self._proc.poll() is None else "eof"
             return None
         try:
             return json.loads(read_frame(self._rfd))
