@@ -91,16 +91,54 @@ def cmd_envs_manifest(args) -> int:
     cfg = load_config(args.config)
     out = Path(args.out)
     with rule_run("envs", cfg) as run:
-        manifest = build_manifest(cfg, out)
+        manifest = build_manifest(cfg, out, Path(args.envgen) if args.envgen else None)
         n_tools = sum(e.n_tools for e in manifest.envs)
         total = len(manifest.envs) + len(manifest.rejected)
         run.params({"experiment": cfg.experiment, "catalog": cfg.envs.catalog, "extra_dirs": len(cfg.envs.extra_dirs)})
         run.metrics({"env_count": len(manifest.envs), "rejected_count": len(manifest.rejected),
                      "tool_count": n_tools, "domain_count": len(manifest.domains),
                      "pass_rate": len(manifest.envs) / total if total else 0.0})
+        run.metrics({"synthesized_count": manifest.sources.get("synthesized", 0)})
         run.artifact(out)
     print(f"[envs] {len(manifest.envs)} admitted, {len(manifest.rejected)} rejected -> {out}")
     return 0 if manifest.envs else 1
+
+
+def cmd_envgen(args) -> int:
+    from .config import load_config
+    from .envgen.stage import run_envgen_stage
+    from .llm.providers._common import LLMConfigError
+    from .llm.registry import ProviderConfig
+    from .tracking import rule_run
+
+    cfg = load_config(args.config)
+    gen = cfg.envgen
+    if args.provider or args.responses or args.model or args.base_url:
+        base = gen.provider.model_dump() if gen.provider else {"name": args.provider or "scripted"}
+        base.update({k: v for k, v in {"name": args.provider, "model": args.model, "base_url": args.base_url,
+                                       "responses": args.responses}.items() if v})
+        gen.provider = ProviderConfig.model_validate(base)
+    if args.cache_mode:
+        gen.cache_mode = args.cache_mode
+    out = Path(args.out)
+    with rule_run("envgen", cfg) as run:
+        try:
+            report = run_envgen_stage(cfg, out)
+        except LLMConfigError as exc:
+            print(f"[envgen] cannot run: {exc}", file=sys.stderr)
+            return 2
+        run.params({"provider": report.provider or "none", "model": report.model or "none",
+                    "status": report.status, "cache_mode": gen.cache_mode})
+        if report.status == "ran":
+            rounds = [e["revision_rounds"] for e in report.envs.values()]
+            run.metrics({"proposed": report.proposed, "verified": report.verified, "rejected": report.rejected,
+                         "tokens": report.tokens, "cost_usd": report.cost_usd, "llm_calls": report.calls,
+                         "cached_calls": report.cached_calls, "wall_seconds": report.wall_seconds,
+                         "mean_revision_rounds": sum(rounds) / len(rounds) if rounds else 0.0,
+                         **({"tokens_per_verified_env": report.tokens_per_verified_env}
+                            if report.tokens_per_verified_env is not None else {})})
+        run.artifact(out / "report.json")
+    return 0
 
 
 def cmd_config_schema(args) -> int:
@@ -155,7 +193,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = envs.add_parser("manifest", help="(rule envs) admit environments into a manifest")
     p.add_argument("--config", required=True)
     p.add_argument("--out", required=True)
+    p.add_argument("--envgen", help="EnvGen output folder (report.json, envs/) to admit synthesized envs from")
     p.set_defaults(func=cmd_envs_manifest)
+
+    p = sub.add_parser("envgen", help="synthesize environments with an LLM (rule envgen)")
+    p.add_argument("--config", required=True, help="experiment config (yaml or json)")
+    p.add_argument("--out", required=True, help="output folder: report.json, envs/, work/ (checkpoints)")
+    p.add_argument("--provider", help="override envgen.provider.name (openai, anthropic, local, scripted)")
+    p.add_argument("--model", help="override envgen.provider.model")
+    p.add_argument("--base-url", help="OpenAI-compatible endpoint (vLLM, SGLang)")
+    p.add_argument("--responses", help="scripted provider: JSON file of responses")
+    p.add_argument("--cache-mode", choices=["use", "refresh", "replay", "off"])
+    p.set_defaults(func=cmd_envgen)
 
     cfg = sub.add_parser("config", help="configuration tools").add_subparsers(dest="config_cmd", required=True)
     p = cfg.add_parser("schema", help="print/write the JSON schema of the experiment config")

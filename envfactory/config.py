@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from .env.sandbox import SandboxLimits
+from .llm.registry import ProviderConfig
 
 
 class _Strict(BaseModel):
@@ -28,6 +29,18 @@ class EnvsConfig(_Strict):
     extra_dirs: list[str] = Field(default_factory=list,
                                   description="further environment packages (folders) to admit, e.g. imported ones")
     sandbox: SandboxLimits = Field(default_factory=SandboxLimits)
+
+
+class EnvGenConfig(_Strict):
+    provider: ProviderConfig | None = Field(
+        None, description="LLM for synthesis; null = offline: synthesis is skipped and the manifest says so")
+    seed_topics: list[str] = Field(default_factory=list, description="topics the proposer starts from")
+    documents_dir: str | None = Field(None, description="folder of API docs / OpenAPI files to ground proposals")
+    num_envs: int = Field(4, ge=1, description="environments to propose")
+    max_revise_rounds: int = Field(3, ge=0, description="verify -> revise rounds before rejecting")
+    min_scenarios: int = Field(2, ge=1)
+    cache_dir: str | None = Field(None, description="response cache; default $ENVFACTORY_CACHE/llm or ~/.cache/envfactory/llm")
+    cache_mode: Literal["use", "refresh", "replay", "off"] = "use"
 
 
 class TrackingConfig(_Strict):
@@ -43,6 +56,7 @@ class ExperimentConfig(_Strict):
     seed: int = 0
     results_dir: str = "results"
     envs: EnvsConfig = Field(default_factory=EnvsConfig)
+    envgen: EnvGenConfig = Field(default_factory=EnvGenConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
 
     def out_dir(self) -> Path:

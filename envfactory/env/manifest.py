@@ -42,6 +42,7 @@ class Manifest(BaseModel):
     rejected: list[ManifestEntry] = Field(default_factory=list)
     domains: dict[str, int] = Field(default_factory=dict)
     sources: dict[str, int] = Field(default_factory=dict)
+    synthesis: dict = Field(default_factory=dict, description="EnvGen status: ran/skipped, why, counts")
 
 
 def selected_packages(cfg: ExperimentConfig) -> list[tuple[str, EnvPackage]]:
@@ -75,10 +76,32 @@ def _install(package: EnvPackage, report: VerifyReport, dest: Path) -> None:
     tmp.rename(dest)
 
 
-def build_manifest(cfg: ExperimentConfig, manifest_path: Path, log=print) -> Manifest:
+def synthesized_packages(envgen_dir: Path | None) -> tuple[list[tuple[str, EnvPackage]], dict]:
+    """Verified EnvGen outputs and a summary of the synthesis run (or why it was skipped)."""
+    if envgen_dir is None:
+        return [], {"status": "not_run", "reason": "no envgen report given"}
+    report = json.loads((envgen_dir / "report.json").read_text())
+    summary = {k: report.get(k) for k in ("status", "reason", "provider", "model", "proposed", "verified", "rejected",
+                                          "tokens", "cost_usd", "tokens_per_verified_env")}
+    envs_root = envgen_dir / "envs"
+    packages = [("synthesized", EnvPackage(p)) for p in sorted(envs_root.iterdir())
+                if (p / "spec.json").is_file()] if envs_root.is_dir() else []
+    return packages, summary
+
+
+def build_manifest(cfg: ExperimentConfig, manifest_path: Path, envgen_dir: Path | None = None,
+                   log=print) -> Manifest:
     envs_dir = manifest_path.parent
     admitted, rejected = [], []
-    for source, package in selected_packages(cfg):
+    synthesized, synthesis = synthesized_packages(envgen_dir)
+    if synthesis.get("status") == "skipped":
+        log(f"[envs] synthesis skipped: {synthesis.get('reason')}")
+    chosen = selected_packages(cfg)
+    taken = {p.name for _, p in chosen}
+    clashes = [p.name for _, p in synthesized if p.name in taken]
+    if clashes:
+        raise ValueError(f"synthesized environments clash with catalog/extra names: {clashes}")
+    for source, package in chosen + synthesized:
         report = cached_verify(package, cfg.envs.sandbox)
         entry = ManifestEntry(name=package.name, domain=package.spec.domain, source=source,
                               path=package.name, content_hash=report.content_hash, n_tools=report.n_tools,
@@ -94,6 +117,6 @@ def build_manifest(cfg: ExperimentConfig, manifest_path: Path, log=print) -> Man
             log(f"[envs]   - {problem}")
     manifest = Manifest(experiment=cfg.experiment, config_hash=cfg.config_hash(), envs=admitted, rejected=rejected,
                         domains=dict(Counter(e.domain for e in admitted)),
-                        sources=dict(Counter(e.source for e in admitted)))
+                        sources=dict(Counter(e.source for e in admitted)), synthesis=synthesis)
     atomic_write_json(manifest_path, manifest.model_dump(mode="json"))
     return manifest

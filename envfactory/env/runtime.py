@@ -37,6 +37,8 @@ class EnvRuntime:
     """One live environment instance. Responses are JSON strings: {"ok": output} or {"error": {...}}."""
 
     def __init__(self, spec: EnvSpec, env_cls: type[Environment], scenarios: dict[str, dict] | None = None):
+        if not (isinstance(env_cls, type) and issubclass(env_cls, Environment)):
+            raise ImportError(f"{spec.class_name} must subclass envfactory.env.Environment")
         self.spec = spec
         self.env: Environment = env_cls()
         self._scenarios = scenarios or {}

@@ -1,0 +1,60 @@
+"""Provider-neutral chat types: what every provider takes and returns (OpenAI-style messages)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ToolCall(BaseModel):
+    id: str = ""
+    name: str
+    arguments: dict[str, Any] | str = Field(default_factory=dict,
+                                            description="parsed JSON object, or the raw string when it did not parse")
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    role: Literal["system", "user", "assistant", "tool"]
+    content: str = ""
+    tool_calls: list[ToolCall] = Field(default_factory=list)
+    tool_call_id: str | None = None
+    name: str | None = None
+
+
+class Usage(BaseModel):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+class ChatRequest(BaseModel):
+    """Everything that determines a completion; its canonical JSON is the cache key (with the provider)."""
+    model_config = ConfigDict(extra="forbid")
+    model: str
+    messages: list[Message]
+    tools: list[dict[str, Any]] = Field(default_factory=list, description="OpenAI function-tool dicts")
+    temperature: float = 0.0
+    max_tokens: int = 4096
+    seed: int | None = 0
+    json_schema: dict[str, Any] | None = Field(None, description="ask for a JSON object matching this schema")
+    metadata: dict[str, Any] = Field(default_factory=dict, exclude=True,
+                                     description="labels for logs and scripted providers (step, env, round); "
+                                                 "not part of the cache key")
+
+
+class ChatResponse(BaseModel):
+    content: str = ""
+    tool_calls: list[ToolCall] = Field(default_factory=list)
+    usage: Usage = Field(default_factory=Usage)
+    cost_usd: float = 0.0
+    model: str = ""
+    finish_reason: str = ""
+    cached: bool = False
+
+    def as_message(self) -> Message:
+        return Message(role="assistant", content=self.content, tool_calls=self.tool_calls)
