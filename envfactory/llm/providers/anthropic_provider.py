@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..registry import ProviderConfig, register_provider
 from ..types import ChatRequest, ChatResponse, Message, ToolCall, Usage
-from ._common import api_key, cost, json_instruction
+from ._common import api_key, cost
 
 
 def to_anthropic(messages: list[Message]) -> tuple[str, list[dict]]:
@@ -43,10 +43,10 @@ class AnthropicProvider:
 
     def complete(self, request: ChatRequest) -> ChatResponse:
         system, messages = to_anthropic(request.messages)
+        # The current Messages API takes no sampling parameters; structured output is `output_config.format`.
+        kwargs: dict = {"model": request.model, "messages": messages, "max_tokens": request.max_tokens}
         if request.json_schema is not None:
-            system = (system + "\n\n" if system else "") + json_instruction(request.json_schema)
-        kwargs: dict = {"model": request.model, "messages": messages, "max_tokens": request.max_tokens,
-                        "temperature": request.temperature}
+            kwargs["output_config"] = {"format": {"type": "json_schema", "schema": request.json_schema}}
         if system:
             kwargs["system"] = system
         if request.tools:
