@@ -45,11 +45,15 @@ def test_dag_builds_manifest_and_tracks_runs(tmp_path):
     dag = [r for r in runs if r.data.tags.get("envfactory.kind") == "dag"]
     rules = [r for r in runs if r.data.tags.get("envfactory.kind") == "rule"]
     assert len(dag) == 1 and dag[0].info.status == "FINISHED"
-    assert [r.data.tags["envfactory.rule"] for r in rules] == ["envs"]
-    assert rules[0].data.tags["mlflow.parentRunId"] == dag[0].info.run_id
-    assert rules[0].data.metrics["env_count"] == 2
-    assert rules[0].data.metrics["pass_rate"] == 1.0
-    assert rules[0].data.params["config_hash"] == dag[0].data.params["config_hash"]
+    by_rule = {r.data.tags["envfactory.rule"]: r for r in rules}
+    assert set(by_rule) == {"envgen", "envs"}
+    assert all(r.data.tags["mlflow.parentRunId"] == dag[0].info.run_id for r in rules)
+    envs = by_rule["envs"]
+    assert envs.data.metrics["env_count"] == 2
+    assert envs.data.metrics["pass_rate"] == 1.0
+    assert envs.data.params["config_hash"] == dag[0].data.params["config_hash"]
+    assert by_rule["envgen"].data.params["status"] == "skipped"  # offline: said, not faked
+    assert manifest["synthesis"]["status"] == "skipped"
 
     # Resume: a second invocation finds nothing to do.
     again = _snakemake(tmp_path, config)
