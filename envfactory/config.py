@@ -43,6 +43,26 @@ class EnvGenConfig(_Strict):
     cache_mode: Literal["use", "refresh", "replay", "off"] = "use"
 
 
+class DataConfig(_Strict):
+    sampler: Literal["topology", "random_walk"] = Field("topology", description="chain sampler (random_walk = ablation)")
+    compare_random_walk: bool = Field(True, description="also run the random-walk baseline and report its success rate")
+    compare_attempts: int = Field(600, ge=1, description="attempts per sampler in the comparison")
+    attempts_per_tool: int = Field(60, ge=1, description="sampling attempts per target tool (coverage pass)")
+    chains_per_tool: int = Field(12, ge=1, description="verified chains wanted per target tool")
+    max_depth: int = Field(4, ge=0, description="dependency depth (chains reach about depth + 2 calls)")
+    max_envs: int = Field(1, ge=1, le=3, description="environments one chain may span")
+    p_chain: float = Field(0.9, ge=0, le=1, description="prefer an earlier tool's output over a user value")
+    p_optional: float = Field(0.25, ge=0, le=1, description="probability of also setting an optional input")
+    refine: bool = Field(True, description="calibrated refinement of queries (off = explicit instruction lists)")
+    refiner: ProviderConfig | None = Field(None, description="LLM refiner; null = the rule-based refiner (weaker baseline)")
+    conversational: bool = Field(False, description="teacher rollouts talk to a user simulator over turns")
+    user_simulator: ProviderConfig | None = None
+    teacher: ProviderConfig | None = Field(None, description="teacher agent for extra rollouts; null = gold only")
+    max_turns: int = Field(12, ge=1)
+    heldout_envs: list[str] = Field(default_factory=lambda: ["cinema_tickets", "pharmacy_prescriptions"],
+                                    description="environments kept out of training, to measure generalization")
+
+
 class TrackingConfig(_Strict):
     enabled: bool = True
     tracking_uri: str = Field("sqlite:///mlruns/mlflow.db",
@@ -57,6 +77,7 @@ class ExperimentConfig(_Strict):
     results_dir: str = "results"
     envs: EnvsConfig = Field(default_factory=EnvsConfig)
     envgen: EnvGenConfig = Field(default_factory=EnvGenConfig)
+    data: DataConfig = Field(default_factory=DataConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
 
     def out_dir(self) -> Path:

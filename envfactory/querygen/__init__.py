@@ -1,0 +1,1 @@
+"""Chains -> gold execution -> queries (explicit + calibrated refinement) -> rollouts -> datasets."""
