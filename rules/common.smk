@@ -11,6 +11,13 @@ CFG = ExperimentConfig.model_validate(config)
 OUT = str(CFG.out_dir())
 CONFIG_JSON = f"{OUT}/config.json"
 MANIFEST = f"{OUT}/envs/manifest.json"
+GRAPH = f"{OUT}/graph/graph.json"
+DATA_DIR = f"{OUT}/data"
+CHAINS = f"{DATA_DIR}/chains.parquet"
+QUERIES = f"{DATA_DIR}/queries.parquet"
+TRAJECTORIES = f"{DATA_DIR}/trajectories.parquet"
+SFT_DATA = f"{DATA_DIR}/sft.parquet"
+RL_DATA = f"{DATA_DIR}/rl.parquet"
 ENVFACTORY = f"{sys.executable} -m envfactory"
 
 

@@ -1,0 +1,109 @@
+"""Stages `queries`, `rollouts` and `datasets` (graph and sample live in `sampling.py`)."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections import Counter
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ..config import ExperimentConfig
+from ..envgen.stage import llm_cache_dir
+from ..io import atomic_write_json
+from ..llm import LLMClient
+from .datasets import rl_table, sft_table, split_of
+from .query import make_query
+from .records import QueryRecord, TrajectoryRecord
+from .rollouts import gold_trajectory, teacher_trajectory
+from .sampling import admitted_packages, read_chains, write_parquet
+
+
+def _client(cfg: ExperimentConfig, provider) -> LLMClient | None:
+    return LLMClient(provider, llm_cache_dir(cfg), cfg.envgen.cache_mode) if provider is not None else None
+
+
+def read_queries(path: Path) -> dict[str, QueryRecord]:
+    return {r["chain_id"]: QueryRecord(**{**r, "user_values": json.loads(r["user_values"])})
+            for r in pq.read_table(path).to_pylist()}
+
+
+def run_queries_stage(cfg: ExperimentConfig, manifest: Path, chains_path: Path, out: Path, log=print) -> dict:
+    specs = {n: p.spec for n, p in admitted_packages(manifest).items()}
+    chains = read_chains(chains_path)
+    rng = random.Random(cfg.seed)
+    client = _client(cfg, cfg.data.refiner)
+    records = [make_query(c, specs, rng.choice([0, 1, 2]), rng, client, cfg.data.refine) for c in chains]
+    rows = [{**r.model_dump(mode="json"), "user_values": json.dumps(r.user_values, ensure_ascii=False)} for r in records]
+    write_parquet(pa.Table.from_pylist(rows, schema=pa.schema([
+        ("chain_id", pa.string()), ("explicit", pa.string()), ("refined", pa.string()), ("ambiguity", pa.int32()),
+        ("refiner", pa.string()), ("determined", pa.bool_()), ("user_values", pa.string())])), out)
+    rejected = sum(not r.determined for r in records)
+    report = {"queries": len(records), "refiner": records[0].refiner if records else None,
+              "rejected_refinements": rejected, "refinement_rejection_rate": rejected / max(1, len(records)),
+              "ambiguity_histogram": dict(Counter(str(r.ambiguity) for r in records))}
+    if client is not None:
+        report["llm_tokens"] = client.totals.tokens
+    atomic_write_json(out.with_name("queries_report.json"), report)
+    log(f"[queries] {len(records)} queries ({report['refiner']}), {rejected} refinements rejected")
+    return report
+
+
+def read_trajectories(path: Path) -> list[TrajectoryRecord]:
+    return [TrajectoryRecord.from_row(r) for r in pq.read_table(path).to_pylist()]
+
+
+def run_rollouts_stage(cfg: ExperimentConfig, manifest: Path, chains_path: Path, queries_path: Path, out: Path,
+                       log=print) -> dict:
+    packages = admitted_packages(manifest)
+    specs = {n: p.spec for n, p in packages.items()}
+    queries = read_queries(queries_path)
+    heldout = set(cfg.data.heldout_envs)
+    chains = [c for c in read_chains(chains_path) if c.chain_id in queries and queries[c.chain_id].determined]
+    records = [gold_trajectory(c, queries[c.chain_id], specs, split_of(c.envs, heldout)) for c in chains]
+    stats = Counter(gold=len(records))
+    teacher = _client(cfg, cfg.data.teacher)
+    if teacher is not None:
+        from ..env.sandbox import SandboxedEnv
+
+        user_sim = _client(cfg, cfg.data.user_simulator) if cfg.data.conversational else None
+        sessions = {}
+        try:
+            for c in chains:
+                for env in c.envs:
+                    sessions.setdefault(env, SandboxedEnv(packages[env], cfg.envs.sandbox))
+                rec, ok = teacher_trajectory(c, queries[c.chain_id], specs, sessions, teacher,
+                                             split_of(c.envs, heldout), cfg.data.max_turns, user_sim)
+                stats["teacher_attempts"] += 1
+                stats["teacher_kept"] += ok
+                if ok:
+                    records.append(rec)
+        finally:
+            for s in sessions.values():
+                s.close()
+    table = pa.Table.from_pylist([r.to_row() for r in records])
+    write_parquet(table, out)
+    report = {**stats, "teacher_pass_rate": stats["teacher_kept"] / stats["teacher_attempts"]
+              if stats.get("teacher_attempts") else None, "trajectories": len(records)}
+    atomic_write_json(out.with_name("rollouts_report.json"), report)
+    log(f"[rollouts] {len(records)} trajectories ({dict(stats)})")
+    return report
+
+
+def run_datasets_stage(cfg: ExperimentConfig, manifest: Path, chains_path: Path, queries_path: Path,
+                       trajectories_path: Path, out_dir: Path, log=print) -> dict:
+    specs = {n: p.spec for n, p in admitted_packages(manifest).items()}
+    heldout = set(cfg.data.heldout_envs)
+    sft = sft_table(read_trajectories(trajectories_path))
+    rl = rl_table(read_chains(chains_path), read_queries(queries_path), specs, heldout)
+    write_parquet(sft, out_dir / "sft.parquet")
+    write_parquet(rl, out_dir / "rl.parquet")
+    report = {"sft_rows": sft.num_rows, "rl_rows": rl.num_rows,
+              "sft_splits": dict(Counter(sft.column("split").to_pylist())),
+              "rl_splits": dict(Counter(rl.column("split").to_pylist())), "heldout_envs": sorted(heldout)}
+    atomic_write_json(out_dir / "datasets_report.json", report)
+    log(f"[datasets] sft {report['sft_splits']}, rl {report['rl_splits']}")
+    return report
