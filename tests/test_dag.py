@@ -46,7 +46,7 @@ def test_dag_builds_manifest_and_tracks_runs(tmp_path):
     rules = [r for r in runs if r.data.tags.get("envfactory.kind") == "rule"]
     assert len(dag) == 1 and dag[0].info.status == "FINISHED"
     by_rule = {r.data.tags["envfactory.rule"]: r for r in rules}
-    assert set(by_rule) == {"envgen", "envs"}
+    assert set(by_rule) == {"envgen", "envs", "graph", "sample", "queries", "rollouts", "datasets"}
     assert all(r.data.tags["mlflow.parentRunId"] == dag[0].info.run_id for r in rules)
     envs = by_rule["envs"]
     assert envs.data.metrics["env_count"] == 2
@@ -54,6 +54,9 @@ def test_dag_builds_manifest_and_tracks_runs(tmp_path):
     assert envs.data.params["config_hash"] == dag[0].data.params["config_hash"]
     assert by_rule["envgen"].data.params["status"] == "skipped"  # offline: said, not faked
     assert manifest["synthesis"]["status"] == "skipped"
+    assert by_rule["sample"].data.metrics["chains"] > 0 and "tool_coverage" in by_rule["sample"].data.metrics
+    assert by_rule["datasets"].data.metrics["sft_rows"] > 0
+    assert (tmp_path / "results" / "e2e" / "data" / "sft.parquet").is_file()
 
     # Resume: a second invocation finds nothing to do.
     again = _snakemake(tmp_path, config)

@@ -74,7 +74,8 @@ def run_rollouts_stage(cfg: ExperimentConfig, manifest: Path, chains_path: Path,
         try:
             for c in chains:
                 for env in c.envs:
-                    sessions.setdefault(env, SandboxedEnv(packages[env], cfg.envs.sandbox))
+                    if env not in sessions:
+                        sessions[env] = SandboxedEnv(packages[env], cfg.envs.sandbox)
                 rec, ok = teacher_trajectory(c, queries[c.chain_id], specs, sessions, teacher,
                                              split_of(c.envs, heldout), cfg.data.max_turns, user_sim)
                 stats["teacher_attempts"] += 1
