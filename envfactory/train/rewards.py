@@ -1,0 +1,120 @@
+"""The paper's composite reward, as registered, switchable terms (each logged on its own).
+
+    r = max(0, tau * trace + (1 - tau) * state - length_penalty - format_penalty)
+
+trace           1 iff every gold call is matched, in order, by a predicted call (name + arguments, numeric
+                tolerance, masked arguments); `partial_trace` gives the matched fraction instead
+state           fraction of involved environments whose final state hash equals the gold one. A state match is
+                evidence only where the gold trajectory changed the state: for environments it left untouched
+                the term falls back to trace, so doing nothing on a read-only task earns nothing
+length_penalty  0.05 per call beyond the gold count, capped at 0.5
+format_penalty  0.05 per unparseable call, capped at 0.5
+tau             fixed (0.5) or linear from 0.9 to 0.1 over training
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..agent.matching import matched_gold
+
+Call = tuple[str, str, dict]
+
+
+class RolloutOutcome(BaseModel):
+    """What a finished episode is scored on."""
+    gold_calls: list[tuple[str, str, dict[str, Any]]]
+    predicted_calls: list[tuple[str, str, Any]] = Field(
+        default_factory=list, description="every call the policy issued that parsed (successful or not)")
+    format_errors: int = 0
+    final_state_hash: dict[str, str]
+    expected_state_hash: dict[str, str]
+    initial_state_hash: dict[str, str]
+
+
+class RewardConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    trace: bool = True
+    state: bool = True
+    length_penalty: bool = True
+    format_penalty: bool = True
+    partial_trace: bool = False
+    tau: Literal["fixed", "linear"] = "fixed"
+    tau_fixed: float = Field(0.5, ge=0, le=1)
+    tau_start: float = 0.9
+    tau_end: float = 0.1
+    penalty_per_call: float = 0.05
+    penalty_cap: float = 0.5
+    masked_args: list[str] = Field(default_factory=list)
+    tolerance: float = 1e-6
+
+
+TermFn = Callable[[RolloutOutcome, RewardConfig], float]
+REWARD_TERMS: dict[str, TermFn] = {}
+
+
+def register_term(name: str):
+    def deco(fn: TermFn) -> TermFn:
+        REWARD_TERMS[name] = fn
+        return fn
+
+    return deco
+
+
+@register_term("trace")
+def trace_term(o: RolloutOutcome, cfg: RewardConfig) -> float:
+    if not o.gold_calls:
+        return 1.0
+    pred = [c for c in o.predicted_calls if isinstance(c[2], dict)]
+    n = matched_gold([tuple(c) for c in o.gold_calls], [tuple(c) for c in pred], cfg.masked_args, cfg.tolerance)
+    return n / len(o.gold_calls) if cfg.partial_trace else float(n == len(o.gold_calls))
+
+
+@register_term("state")
+def state_term(o: RolloutOutcome, cfg: RewardConfig) -> float:
+    envs = sorted(o.expected_state_hash)
+    if not envs:
+        return 0.0
+    trace = None
+    score = 0.0
+    for env in envs:
+        if o.expected_state_hash[env] == o.initial_state_hash.get(env):
+            trace = trace_term(o, cfg) if trace is None else trace  # read-only here: no evidence in the state
+            score += trace if o.final_state_hash.get(env) == o.expected_state_hash[env] else 0.0
+        else:
+            score += float(o.final_state_hash.get(env) == o.expected_state_hash[env])
+    return score / len(envs)
+
+
+@register_term("length_penalty")
+def length_penalty_term(o: RolloutOutcome, cfg: RewardConfig) -> float:
+    extra = max(0, len(o.predicted_calls) - len(o.gold_calls))
+    return min(cfg.penalty_cap, cfg.penalty_per_call * extra)
+
+
+@register_term("format_penalty")
+def format_penalty_term(o: RolloutOutcome, cfg: RewardConfig) -> float:
+    return min(cfg.penalty_cap, cfg.penalty_per_call * o.format_errors)
+
+
+def tau_at(cfg: RewardConfig, progress: float) -> float:
+    if cfg.tau == "fixed":
+        return cfg.tau_fixed
+    p = min(1.0, max(0.0, progress))
+    return cfg.tau_start + (cfg.tau_end - cfg.tau_start) * p
+
+
+def composite_reward(o: RolloutOutcome, cfg: RewardConfig, progress: float = 0.0) -> dict[str, float]:
+    """All terms and the total; a disabled term contributes 0 (and is still reported as 0)."""
+    tau = tau_at(cfg, progress)
+    terms = {name: (REWARD_TERMS[name](o, cfg) if getattr(cfg, name) else 0.0)
+             for name in ("trace", "state", "length_penalty", "format_penalty")}
+    positive = tau * terms["trace"] + (1 - tau) * terms["state"]
+    if cfg.trace and not cfg.state:
+        positive = terms["trace"]
+    elif cfg.state and not cfg.trace:
+        positive = terms["state"]
+    total = max(0.0, positive - terms["length_penalty"] - terms["format_penalty"])
+    return {**terms, "tau": tau, "reward": total}
