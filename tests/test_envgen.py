@@ -174,3 +174,17 @@ def test_cli_acceptance_command(tmp_path, monkeypatch):
     assert main(["envgen", "--config", str(cfg), "--out", str(tmp_path / "out"), "--provider", "scripted",
                  "--responses", str(FIXTURE)]) == 0
     assert json.loads((tmp_path / "out" / "report.json").read_text())["verified"] == 1
+
+
+def test_environments_are_synthesized_concurrently_with_their_own_accounting(tmp_path):
+    two = {"proposals": [dict(lib.PROPOSALS["proposals"][0]),
+                         {**lib.PROPOSALS["proposals"][0], "name": "book_lending"}]}
+    script = [{"match": {"step": "propose"}, "response": {"content": two}}]
+    script += [{**rule, "repeat": True} for rule in lib.responses()[1:]]
+    cfg = ProviderConfig(name="scripted", model="scripted", concurrency=2)
+    client = LLMClient(cfg, tmp_path / "llm-cache", "off", provider=ScriptedProvider(cfg, script))
+    report = run_envgen_stage(config(tmp_path, num_envs=2), tmp_path / "out", client=client, log=lambda _: None)
+    assert report.verified == 2 and set(report.envs) == {"library_loans", "book_lending"}
+    per_env = [e["tokens"] for e in report.envs.values()]
+    propose = client.totals.by_step["propose"]["tokens"]
+    assert all(t > 0 for t in per_env) and sum(per_env) + propose == report.tokens

@@ -113,3 +113,32 @@ def test_gold_execution_records_calls_hash_and_diff(hotel):
         assert len(r.final_state_hash["hotel_reservations"]) == 64
     finally:
         executor.close()
+
+
+def test_multi_environment_chains_execute_across_envs():
+    from envfactory.querygen.rollouts import offered_tools
+
+    pk = {n: PACKAGES[n] for n in ("hotel_reservations", "car_rental")}
+    g = build_graph([p.spec for p in pk.values()], cross_env=True)
+    assert any(d["cross_env"] for *_, d in g.edges(data=True))
+    values = {(n, s): ValueSource(value_pools(p.scenario(s))) for n, p in pk.items() for s in p.scenario_ids()}
+    sampler = TopologySampler(g, values, SamplerConfig(max_envs=2, p_chain=0.95), seed=3)
+    executor = ChainExecutor(pk)
+    multi = []
+    try:
+        for target in sorted(g.nodes):
+            for _ in range(20):
+                chain = sampler.sample(target, {})
+                result = executor.run(chain) if chain else None
+                if isinstance(result, ExecutedChain) and len(result.envs) == 2:
+                    multi.append(result)
+    finally:
+        executor.close()
+    assert multi
+    assert all(set(r.final_state_hash) == {"hotel_reservations", "car_rental"} for r in multi)
+    # Tool names that collide across environments are offered with an env prefix.
+    tools, routes = offered_tools({"bookstore": PACKAGES["bookstore"].spec, "car_rental": PACKAGES["car_rental"].spec},
+                                  ["bookstore", "car_rental"])
+    assert routes["bookstore__find_customer"] == ("bookstore", "find_customer")
+    assert routes["car_rental__find_customer"] == ("car_rental", "find_customer")
+    assert "find_customer" not in routes and len(tools) == len(routes)

@@ -12,6 +12,7 @@ import json
 import shutil
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, TypeVar
 
@@ -124,19 +125,16 @@ def synthesize_env(client: LLMClient, proposal: ScenarioProposal, work: Path, li
             else EnvCheckpoint(proposal=proposal))
     if ckpt.status != "pending":
         return ckpt
-    before = client.totals.model_copy()
+    base_tokens, base_cost, base_seconds = ckpt.tokens, ckpt.cost_usd, ckpt.seconds
     t0 = time.perf_counter()
 
     def save():
-        now = client.totals
-        ckpt.tokens += now.tokens - save.tokens
-        ckpt.cost_usd += now.cost_usd - save.cost
-        save.tokens, save.cost = now.tokens, now.cost_usd
-        ckpt.seconds = round(ckpt.seconds + time.perf_counter() - save.t, 3)
-        save.t = time.perf_counter()
+        # Per-environment usage comes from the calls labelled with this env (runs are concurrent).
+        mine = client.totals.by_env.get(proposal.name, {})
+        ckpt.tokens = base_tokens + int(mine.get("tokens", 0))
+        ckpt.cost_usd = base_cost + float(mine.get("cost_usd", 0.0))
+        ckpt.seconds = round(base_seconds + time.perf_counter() - t0, 3)
         atomic_write_json(ckpt_path, ckpt.model_dump(mode="json"))
-
-    save.tokens, save.cost, save.t = before.tokens, before.cost_usd, t0
 
     def reject(reason: str) -> EnvCheckpoint:
         ckpt.status, ckpt.reasons = "rejected", [reason]
@@ -212,7 +210,12 @@ def run_synthesis(client: LLMClient, topics: list[str], documents: list[str], n:
                                    wall_seconds=round(time.perf_counter() - t0, 3), cache_keys=sorted(client.keys_used))
         atomic_write_json(proposals_path, ProposalList(proposals=proposals).model_dump(mode="json"))
     log(f"[envgen] {len(proposals)} proposals: {', '.join(p.name for p in proposals)}")
-    results = [synthesize_env(client, p, work, limits, max_rounds, min_scenarios, log) for p in proposals]
+    # Environments are independent: synthesize them concurrently, as many as the provider's concurrency allows
+    # (each one's LLM calls are sequential; its verification runs in its own sandbox workers).
+    workers = max(1, min(client.cfg.concurrency, len(proposals)))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        results = list(pool.map(lambda p: synthesize_env(client, p, work, limits, max_rounds, min_scenarios, log),
+                                proposals))
     out_envs.mkdir(parents=True, exist_ok=True)
     for ck in results:
         dest = out_envs / ck.proposal.name

@@ -22,6 +22,7 @@ class UsageTotals(BaseModel):
     cost_usd: float = 0.0
     seconds: float = 0.0
     by_step: dict[str, dict[str, float]] = Field(default_factory=dict)
+    by_env: dict[str, dict[str, float]] = Field(default_factory=dict)
 
     @property
     def tokens(self) -> int:
@@ -83,8 +84,11 @@ class LLMClient:
                 t.completion_tokens += response.usage.completion_tokens
                 t.cost_usd += response.cost_usd
                 t.seconds += seconds
-            s = t.by_step.setdefault(step, defaultdict(float))
-            s["calls"] += 1
-            if not cached:
-                s["tokens"] += response.usage.prompt_tokens + response.usage.completion_tokens
-                s["cost_usd"] += response.cost_usd
+            groups = [t.by_step.setdefault(step, defaultdict(float))]
+            if request.metadata.get("env"):
+                groups.append(t.by_env.setdefault(str(request.metadata["env"]), defaultdict(float)))
+            for g in groups:
+                g["calls"] += 1
+                if not cached:
+                    g["tokens"] += response.usage.prompt_tokens + response.usage.completion_tokens
+                    g["cost_usd"] += response.cost_usd
