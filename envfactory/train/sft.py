@@ -1,0 +1,137 @@
+"""Supervised fine-tuning on `sft.parquet` with TRL's SFTTrainer, assistant-only loss.
+
+Rows are tokenized here with the model's chat template (the Qwen3-style tool template of
+`agent/templates/qwen3_tools.jinja`, whose `{% generation %}` blocks mark assistant tokens),
+so the trainer receives `input_ids` + `assistant_masks` and trains only on what the agent says:
+tool calls and final answers, never the user, the system prompt or tool results.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class SFTSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    model: str = Field("smollm2-135m", description="model card name / HF path / hub id")
+    max_length: int = 1536
+    max_steps: int = 30
+    learning_rate: float = 1e-4
+    per_device_train_batch_size: int = 1
+    gradient_accumulation_steps: int = 4
+    warmup_steps: int = 2
+    max_tools: int | None = Field(6, description="offer the called tools plus distractors up to this many "
+                                                 "(None = every tool of the environment); keeps CPU sequences short")
+    max_examples: int | None = None
+    lora: bool = False
+    lora_r: int = 16
+    deepspeed: str | None = Field(None, description="DeepSpeed JSON config (GPU runs)")
+    seed: int = 0
+    logging_steps: int = 5
+
+
+def _called(messages: list[dict]) -> set[str]:
+    return {c["function"]["name"] for m in messages for c in (m.get("tool_calls") or [])}
+
+
+def select_tools(tools: list[dict], messages: list[dict], max_tools: int | None, rng: random.Random) -> list[dict]:
+    if max_tools is None or len(tools) <= max_tools:
+        return tools
+    used = _called(messages)
+    keep = [t for t in tools if t["function"]["name"] in used]
+    others = [t for t in tools if t["function"]["name"] not in used]
+    keep += rng.sample(others, k=max(0, min(len(others), max_tools - len(keep))))
+    order = {t["function"]["name"]: i for i, t in enumerate(tools)}
+    return sorted(keep, key=lambda t: order[t["function"]["name"]])
+
+
+def tokenize_example(tokenizer, messages: list[dict], tools: list[dict], max_length: int) -> dict[str, Any] | None:
+    out = tokenizer.apply_chat_template(messages, tools=tools or None, return_dict=True,
+                                        return_assistant_tokens_mask=True, tokenize=True)
+    ids, mask = list(out["input_ids"]), list(out["assistant_masks"])
+    if len(ids) > max_length or not any(mask):
+        return None  # too long to train on whole: dropping beats truncating away the answer
+    return {"input_ids": ids, "assistant_masks": mask}
+
+
+def clean_messages(messages: list[dict]) -> list[dict]:
+    out = []
+    for m in messages:
+        d = {"role": m["role"], "content": m.get("content") or ""}
+        if m.get("tool_calls"):
+            d["tool_calls"] = [{"type": "function", "function": {"name": c["function"]["name"],
+                                                                   "arguments": c["function"]["arguments"]}}
+                               for c in m["tool_calls"]]
+        out.append(d)
+    return out
+
+
+def build_dataset(sft_path: Path, tokenizer, settings: SFTSettings, split: str = "train"):
+    import datasets
+    import pyarrow.parquet as pq
+
+    rng = random.Random(settings.seed)
+    rows = [r for r in pq.read_table(sft_path).to_pylist() if r["split"] == split]
+    rng.shuffle(rows)
+    examples, dropped = [], 0
+    for r in rows:
+        messages = clean_messages(r["messages"])
+        tools = select_tools(json.loads(r["tools"]), messages, settings.max_tools, rng)
+        ex = tokenize_example(tokenizer, messages, tools, settings.max_length)
+        if ex is None:
+            dropped += 1
+            continue
+        examples.append(ex)
+        if settings.max_examples and len(examples) >= settings.max_examples:
+            break
+    if not examples:
+        raise ValueError(f"no {split} example of {sft_path} fits max_length={settings.max_length}")
+    return datasets.Dataset.from_list(examples), dropped
+
+
+def run_sft(settings: SFTSettings, sft_path: Path, out_dir: Path, log=print) -> dict:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import SFTConfig, SFTTrainer
+
+    from ..models import resolve_model_path
+
+    path = resolve_model_path(settings.model)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    dataset, dropped = build_dataset(sft_path, tokenizer, settings)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+    peft_config = None
+    if settings.lora:
+        from peft import LoraConfig
+
+        peft_config = LoraConfig(r=settings.lora_r, lora_alpha=2 * settings.lora_r, task_type="CAUSAL_LM",
+                                 target_modules="all-linear")
+    args = SFTConfig(output_dir=str(out_dir / "checkpoints"), max_steps=settings.max_steps,
+                     learning_rate=settings.learning_rate, per_device_train_batch_size=settings.per_device_train_batch_size,
+                     gradient_accumulation_steps=settings.gradient_accumulation_steps, warmup_steps=settings.warmup_steps,
+                     logging_steps=settings.logging_steps, save_steps=max(1, settings.max_steps // 2), save_total_limit=1,
+                     max_length=settings.max_length, report_to=[], seed=settings.seed,
+                     deepspeed=settings.deepspeed, use_cpu=not torch.cuda.is_available(), dataloader_num_workers=0)
+    # Pre-tokenized rows with `assistant_masks`: TRL turns the mask into labels (-100 elsewhere).
+    trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
+                         peft_config=peft_config)
+    resume = any((out_dir / "checkpoints").glob("checkpoint-*")) if (out_dir / "checkpoints").is_dir() else False
+    result = trainer.train(resume_from_checkpoint=resume or None)
+    final = out_dir / "model"
+    trainer.save_model(str(final))
+    tokenizer.save_pretrained(str(final))
+    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    metrics = {"train_examples": len(dataset), "dropped_too_long": dropped, "steps": trainer.state.global_step,
+               "first_loss": losses[0] if losses else None, "last_loss": losses[-1] if losses else None,
+               "train_runtime_s": result.metrics.get("train_runtime"),
+               "train_tokens": int(sum(len(x) for x in dataset["input_ids"]))}
+    (out_dir / "sft_metrics.json").write_text(json.dumps(metrics, indent=2))
+    log(f"[sft] {metrics}")
+    return metrics

@@ -1,0 +1,55 @@
+"""SFT tokenization: the Qwen3-style template masks exactly the assistant's tokens (tool calls + answers)."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+
+from envfactory.train.sft import clean_messages, select_tools, tokenize_example
+
+pytestmark = pytest.mark.slow  # needs the converted default model's tokenizer
+
+MESSAGES = [
+    {"role": "system", "content": "You operate the hotel system."},
+    {"role": "user", "content": "Book HTL-002 for ana@example.com"},
+    {"role": "assistant", "content": "", "tool_calls": [{"id": "c0", "type": "function", "function": {
+        "name": "find_guest", "arguments": json.dumps({"email": "ana@example.com"})}}]},
+    {"role": "tool", "tool_call_id": "c0", "content": json.dumps({"ok": {"guest_id": "G-0001"}})},
+    {"role": "assistant", "content": "Done: guest G-0001 found."},
+]
+TOOLS = [{"type": "function", "function": {"name": n, "description": n, "parameters": {"type": "object",
+                                                                                      "properties": {}}}}
+         for n in ("find_guest", "get_hotel", "search_hotels", "cancel_reservation", "get_reservation")]
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    from transformers import AutoTokenizer
+
+    from envfactory.models import resolve_model_path
+
+    return AutoTokenizer.from_pretrained(resolve_model_path("smollm2-135m"))
+
+
+def test_only_assistant_tokens_are_trained(tokenizer):
+    ex = tokenize_example(tokenizer, clean_messages(MESSAGES), TOOLS[:2], max_length=4096)
+    ids, mask = ex["input_ids"], ex["assistant_masks"]
+    trained = tokenizer.decode([i for i, m in zip(ids, mask) if m])
+    context = tokenizer.decode([i for i, m in zip(ids, mask) if not m])
+    assert '<tool_call>\n{"name": "find_guest", "arguments": {"email": "ana@example.com"}}\n</tool_call>' in trained
+    assert "Done: guest G-0001 found." in trained
+    assert "<tool_response>" in context and "G-0001" in context and "Book HTL-002" in context
+    assert "<tools>" in context and "<tool_response>" not in trained and "Book HTL-002" not in trained
+
+
+def test_too_long_examples_are_dropped_not_truncated(tokenizer):
+    assert tokenize_example(tokenizer, clean_messages(MESSAGES), TOOLS, max_length=32) is None
+
+
+def test_tool_subsampling_keeps_the_called_tools():
+    chosen = select_tools(TOOLS, MESSAGES, 2, random.Random(0))
+    names = [t["function"]["name"] for t in chosen]
+    assert "find_guest" in names and len(names) == 2
+    assert select_tools(TOOLS, MESSAGES, None, random.Random(0)) == TOOLS
