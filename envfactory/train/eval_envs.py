@@ -1,0 +1,80 @@
+"""Held-out task evaluation: a policy solves RL rows of unseen environments with the shared agent loop.
+
+Success = the reward's state term is 1: every involved environment ends in the gold final state, and for an
+environment the gold trajectory leaves untouched, the gold calls were made (doing nothing is no success).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+from pydantic import BaseModel
+
+from ..agent.loop import Policy, run_episode
+from ..env.package import EnvPackage
+from ..env.sandbox import SandboxedEnv
+from ..llm import Message
+from ..querygen.rollouts import offered_tools
+from .rewards import RewardConfig, RolloutOutcome, composite_reward
+
+
+class EvalReport(BaseModel):
+    split: str
+    episodes: int
+    success_rate: float
+    mean_reward: float
+    trace_rate: float
+    format_errors: int
+    per_env: dict[str, dict[str, float]]
+
+
+def load_rows(rl_path: Path, split: str, limit: int | None) -> list[dict]:
+    rows = [r for r in pq.read_table(rl_path).to_pylist() if r["split"] == split]
+    rows.sort(key=lambda r: r["chain_id"])  # deterministic subset
+    return rows[:limit] if limit else rows
+
+
+def evaluate(policy: Policy, rows: list[dict], packages: dict[str, EnvPackage], max_turns: int = 8,
+             max_tool_chars: int | None = 2000, reward: RewardConfig | None = None, split: str = "heldout") -> EvalReport:
+    reward = reward or RewardConfig()
+    sessions: dict[str, SandboxedEnv] = {}
+    per_env: dict[str, dict[str, float]] = {}
+    totals = {"success": 0, "reward": 0.0, "trace": 0, "format": 0}
+    try:
+        for row in rows:
+            scenarios = json.loads(row["scenarios"])
+            initial = {}
+            for env, scenario in scenarios.items():
+                if env not in sessions:
+                    sessions[env] = SandboxedEnv(packages[env])
+                sessions[env].reset(scenario)
+                initial[env] = sessions[env].state_hash()
+            # The same naming as when the row was written (env prefixes only where names collide).
+            tools, routes = offered_tools({e: packages[e].spec for e in row["envs"]}, row["envs"])
+            gold = json.loads(row["gold_calls"])
+            messages = [Message(role=m["role"], content=m["content"] or "") for m in row["prompt"]]
+            ep = run_episode(policy, sessions, routes, tools, messages, max_turns, max_tool_chars=max_tool_chars)
+            outcome = RolloutOutcome(
+                gold_calls=[(g["env"], g["tool"], g["arguments"]) for g in gold],
+                predicted_calls=[(c.env, c.tool, c.arguments) for c in ep.calls], format_errors=ep.format_errors,
+                final_state_hash={e: sessions[e].state_hash() for e in scenarios},
+                expected_state_hash=json.loads(row["expected_state_hash"]), initial_state_hash=initial)
+            r = composite_reward(outcome, reward)
+            ok = r["state"] == 1.0
+            totals["success"] += ok
+            totals["reward"] += r["reward"]
+            totals["trace"] += r["trace"] == 1.0
+            totals["format"] += ep.format_errors
+            for env in row["envs"]:
+                e = per_env.setdefault(env, {"episodes": 0, "successes": 0})
+                e["episodes"] += 1
+                e["successes"] += ok
+    finally:
+        for s in sessions.values():
+            s.close()
+    n = max(1, len(rows))
+    return EvalReport(split=split, episodes=len(rows), success_rate=totals["success"] / n,
+                      mean_reward=totals["reward"] / n, trace_rate=totals["trace"] / n,
+                      format_errors=totals["format"], per_env=per_env)

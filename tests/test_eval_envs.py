@@ -1,0 +1,66 @@
+"""Held-out evaluation with the shared agent loop: an oracle solves every task, doing nothing solves none."""
+
+from __future__ import annotations
+
+import json
+
+import pyarrow.parquet as pq
+import pytest
+
+from envfactory.config import ExperimentConfig
+from envfactory.env.manifest import build_manifest
+from envfactory.llm import Message, ToolCall
+from envfactory.querygen import sampling, stages
+from envfactory.querygen.sampling import admitted_packages
+from envfactory.train.eval_envs import evaluate, load_rows
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("eval")
+    cfg = ExperimentConfig.model_validate({
+        "experiment": "eval", "tracking": {"enabled": False},
+        "envs": {"catalog": ["hotel_reservations", "cinema_tickets"]},
+        "data": {"compare_random_walk": False, "attempts_per_tool": 15, "chains_per_tool": 2,
+                 "heldout_envs": ["cinema_tickets"]}})
+    manifest = root / "envs" / "manifest.json"
+    build_manifest(cfg, manifest, log=lambda _: None)
+    d = root / "data"
+    sampling.run_graph_stage(cfg, manifest, root / "graph.json")
+    sampling.run_sample_stage(cfg, manifest, root / "graph.json", d / "chains.parquet", log=lambda _: None)
+    stages.run_queries_stage(cfg, manifest, d / "chains.parquet", d / "queries.parquet", log=lambda _: None)
+    stages.run_rollouts_stage(cfg, manifest, d / "chains.parquet", d / "queries.parquet", d / "trajectories.parquet",
+                              log=lambda _: None)
+    stages.run_datasets_stage(cfg, manifest, d / "chains.parquet", d / "queries.parquet", d / "trajectories.parquet",
+                              d, log=lambda _: None)
+    return admitted_packages(manifest), d / "rl.parquet"
+
+
+def oracle_for(rows):
+    """Replays each row's gold calls, then answers."""
+    gold = {r["prompt"][1]["content"]: json.loads(r["gold_calls"]) for r in rows}
+
+    def act(messages: list[Message], tools):
+        calls = gold[next(m.content for m in messages if m.role == "user")]
+        done = sum(1 for m in messages if m.role == "tool")
+        if done < len(calls):
+            c = calls[done]
+            return Message(role="assistant", tool_calls=[ToolCall(id=f"o{done}", name=c["name"], arguments=c["arguments"])])
+        return Message(role="assistant", content="Done.")
+
+    return act
+
+
+def test_oracle_succeeds_everywhere_and_idle_nowhere(data):
+    packages, rl = data
+    rows = load_rows(rl, "heldout", limit=12)
+    assert rows and all(r["envs"] == ["cinema_tickets"] for r in rows)
+    oracle = evaluate(oracle_for(rows), rows, packages, max_turns=10)
+    assert oracle.success_rate == 1.0 and oracle.trace_rate == 1.0 and oracle.mean_reward == 1.0
+    idle = evaluate(lambda m, t: Message(role="assistant", content="All done!"), rows, packages)
+    assert idle.success_rate == 0.0 and idle.mean_reward == 0.0
+    garbage = evaluate(lambda m, t: Message(role="assistant", tool_calls=[ToolCall(id="x", name="get_seat_map",
+                                                                                   arguments="{bad")]),
+                       rows[:2], packages, max_turns=3)
+    assert garbage.format_errors == 6 and garbage.success_rate == 0.0
+    assert pq.read_table(rl).num_rows > len(rows)
