@@ -9,6 +9,12 @@ from pathlib import Path
 from typing import Any
 
 
+def cache_root() -> Path:
+    """Root of every content-addressed cache (verification reports, LLM responses, converted models)."""
+    base = os.environ.get("ENVFACTORY_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "envfactory")
+    return Path(base)
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

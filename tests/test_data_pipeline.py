@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import random
 from collections import Counter
-from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
@@ -13,7 +12,6 @@ import pytest
 from envfactory.config import ExperimentConfig
 from envfactory.env.manifest import build_manifest
 from envfactory.env.sandbox import SandboxedEnv
-from envfactory.env.package import EnvPackage
 from envfactory.querygen import sampling, stages
 from envfactory.querygen.query import determines, make_query
 from envfactory.querygen.sampling import admitted_packages, read_chains

@@ -11,7 +11,6 @@ import pytest
 
 from envfactory.config import ExperimentConfig
 from envfactory.env.manifest import build_manifest
-from envfactory.env.sandbox import SandboxLimits
 from envfactory.envgen.stage import run_envgen_stage
 from envfactory.llm import CacheMiss, LLMClient, ProviderConfig
 from envfactory.llm.providers.scripted import ScriptedProvider

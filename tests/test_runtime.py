@@ -8,7 +8,7 @@ from envfactory.catalog.__main__ import load_class
 from envfactory.env.cases import Case, CaseSet, run_case, run_cases
 from envfactory.env.package import EnvPackage
 from envfactory.env.runtime import EnvRuntime
-from envfactory.env.spec import EnvSpec, spec_from_class
+from envfactory.env.spec import spec_from_class
 
 
 @pytest.fixture

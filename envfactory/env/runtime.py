@@ -14,7 +14,7 @@ from typing import Any
 import jsonschema
 
 from .base import Environment
-from .errors import ErrorKind, SandboxViolation, ToolError, ToolFailure
+from .errors import ErrorKind, SandboxViolation, ToolFailure
 from .package import EnvPackage, import_env_class
 from .spec import EnvSpec
 from .state import state_hash

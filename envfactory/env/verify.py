@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from ..io import atomic_write_json
+from ..io import atomic_write_json, cache_root
 from .cases import CaseResult, CaseSet, run_cases
 from .package import EnvPackage
 from .sandbox import SandboxedEnv, SandboxError, SandboxLimits
@@ -74,8 +73,7 @@ def verify_package(package: EnvPackage, limits: SandboxLimits | None = None) -> 
 
 
 def cache_dir() -> Path:
-    base = os.environ.get("ENVFACTORY_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "envfactory")
-    return Path(base) / "verify"
+    return cache_root() / "verify"
 
 
 def cached_verify(package: EnvPackage, limits: SandboxLimits | None = None, refresh: bool = False) -> VerifyReport:

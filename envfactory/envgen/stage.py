@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from ..config import ExperimentConfig
-from ..io import atomic_write_json
+from ..io import atomic_write_json, cache_root
 from ..llm import LLMClient
 from .models import SynthesisReport
 from .pipeline import run_synthesis
@@ -19,8 +18,7 @@ SKIP_REASON = ("no LLM provider configured (envgen.provider is null): synthesis 
 def llm_cache_dir(cfg: ExperimentConfig) -> Path:
     if cfg.envgen.cache_dir:
         return Path(cfg.envgen.cache_dir).expanduser()
-    base = os.environ.get("ENVFACTORY_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "envfactory")
-    return Path(base) / "llm"
+    return cache_root() / "llm"
 
 
 def read_documents(folder: str | None) -> list[str]:
