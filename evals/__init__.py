@@ -1,0 +1,1 @@
+"""Benchmark adapters behind one registry (`evals.base.BENCHMARKS`), each writing a `BenchmarkResult`."""

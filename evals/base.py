@@ -1,0 +1,169 @@
+"""The evaluation contract: one result schema, one registry of benchmarks, one description of the policy.
+
+An adapter turns (policy, benchmark subset) into a `BenchmarkResult`. In-process adapters (VitaBench, MCP-Atlas)
+drive the shared agent loop with a `Policy` callable; isolated adapters (BFCL-v3, tau2) run in their own
+virtualenv and reach the model through an OpenAI-compatible endpoint. `oracle` and `idle` are policies every
+adapter implements for its own gold data: oracle must reach the benchmark's maximum, idle must score 0 on the
+deterministic metrics.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from pathlib import Path
+from typing import Callable, Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from envfactory.llm.registry import ProviderConfig
+
+RESULT_SCHEMA_VERSION = 1
+
+
+class PolicySpec(BaseModel):
+    """The model under test. `model` = a provider (local transformers, or any OpenAI-compatible endpoint)."""
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["model", "oracle", "idle"] = "model"
+    name: str = Field(description="label in results, e.g. smollm2-135m-sft")
+    provider: ProviderConfig | None = Field(None, description="required for kind=model")
+    temperature: float = 0.0
+    max_tokens: int = 512
+
+
+class EvalContext(BaseModel):
+    """Everything an adapter needs; built by `envfactory eval` from config."""
+    model_config = ConfigDict(extra="forbid")
+    policy: PolicySpec
+    judge: ProviderConfig | None = Field(None, description="LLM judge endpoint (MCP-Atlas claims, VitaBench rubric)")
+    user_simulator: ProviderConfig | None = Field(None, description="user simulator endpoint (tau2, VitaBench)")
+    limit: int | None = Field(None, description="tasks per category (subset size); None = all")
+    categories: list[str] = Field(default_factory=list, description="empty = the adapter's defaults")
+    num_trials: int = Field(1, ge=1, description="trials per task, for pass^k")
+    max_turns: int = 12
+    seed: int = 0
+    work_dir: Path
+    data_dir: Path | None = Field(None, description="benchmark data override (fixtures, or a downloaded full set)")
+    cache_dir: Path | None = Field(None, description="LLM response cache for judge / user simulator")
+
+
+class CategoryScore(BaseModel):
+    category: str
+    score: float = Field(description="mean of per-task scores in [0, 1] (the benchmark's headline metric)")
+    n: int
+    stderr: float
+    pass_k: dict[str, float] = Field(default_factory=dict, description="k -> pass^k, when num_trials > 1")
+    metrics: dict[str, float] = Field(default_factory=dict, description="secondary metrics reported beside score")
+    label: str = Field("", description="qualifier, e.g. 'replay-based' when offline tools were replayed")
+
+
+class BenchmarkResult(BaseModel):
+    schema_version: int = RESULT_SCHEMA_VERSION
+    benchmark: str
+    status: Literal["scored", "unavailable"]
+    reason: str = Field("", description="why unavailable (or caveats when scored)")
+    policy: str
+    categories: list[CategoryScore] = Field(default_factory=list)
+    adapter_version: str
+    data_version: str = ""
+    data_checksum: str = ""
+    judge_model: str | None = None
+    user_sim_model: str | None = None
+    wall_s: float = 0.0
+
+    @property
+    def score(self) -> float | None:
+        """Task-weighted mean over categories."""
+        n = sum(c.n for c in self.categories)
+        return sum(c.score * c.n for c in self.categories) / n if n else None
+
+
+class Benchmark(Protocol):
+    name: str
+    version: str  # adapter version, bumped when scoring changes
+
+    def run(self, ctx: EvalContext) -> BenchmarkResult: ...
+
+
+BENCHMARKS: dict[str, Callable[[], Benchmark]] = {}
+
+
+def register_benchmark(name: str):
+    def deco(cls):
+        cls.name = name
+        BENCHMARKS[name] = cls
+        return cls
+
+    return deco
+
+
+def get_benchmark(name: str) -> Benchmark:
+    load_builtin()
+    if name not in BENCHMARKS:
+        raise ValueError(f"unknown benchmark {name!r}; registered: {sorted(BENCHMARKS)}")
+    return BENCHMARKS[name]()
+
+
+def load_builtin() -> None:
+    import importlib
+
+    for mod in ("bfcl", "tau2", "mcp_atlas", "vitabench"):
+        try:
+            importlib.import_module(f"evals.{mod}")
+        except ModuleNotFoundError as e:  # an adapter not written yet; anything else is a real error
+            if e.name != f"evals.{mod}":
+                raise
+
+
+def mean_stderr(scores: list[float]) -> tuple[float, float]:
+    """Mean and standard error of the mean (sample std / sqrt(n)); stderr 0 for n < 2."""
+    n = len(scores)
+    if n == 0:
+        return 0.0, 0.0
+    m = sum(scores) / n
+    if n < 2:
+        return m, 0.0
+    var = sum((s - m) ** 2 for s in scores) / (n - 1)
+    return m, math.sqrt(var / n)
+
+
+def pass_hat_k(successes_per_task: list[tuple[int, int]], k: int) -> float:
+    """tau-bench's pass^k: mean over tasks of C(c, k) / C(n, k) (n trials, c successes)."""
+    vals = [math.comb(c, k) / math.comb(n, k) for n, c in successes_per_task if n >= k]
+    return sum(vals) / len(vals) if vals else 0.0
+
+
+def dir_checksum(path: Path) -> str:
+    """sha256 over relative paths and bytes of every file under `path` (or of one file)."""
+    h = hashlib.sha256()
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    for f in files:
+        h.update(str(f.relative_to(path.parent if path.is_file() else path)).encode() + b"\0")
+        h.update(f.read_bytes())
+    return h.hexdigest()
+
+
+def unavailable(benchmark: str, version: str, policy: str, reason: str) -> BenchmarkResult:
+    return BenchmarkResult(benchmark=benchmark, status="unavailable", reason=reason, policy=policy,
+                           adapter_version=version)
+
+
+def idle_policy():
+    """Says nothing and calls nothing: the floor every deterministic metric must score 0."""
+    from envfactory.llm import Message
+
+    def act(messages, tools):
+        return Message(role="assistant", content="")
+
+    return act
+
+
+def model_policy(spec: PolicySpec, cache_dir: Path | None = None):
+    """A `Policy` (agent-loop callable) for kind=model, through the provider layer (cached when cache_dir)."""
+    from envfactory.agent.loop import llm_policy
+    from envfactory.llm import LLMClient
+
+    if spec.kind != "model" or spec.provider is None:
+        raise ValueError("model_policy needs kind=model and a provider")
+    client = LLMClient(spec.provider, cache_dir=cache_dir, cache_mode="use" if cache_dir else "off")
+    return llm_policy(client, temperature=spec.temperature, max_tokens=spec.max_tokens)
