@@ -17,6 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .env.sandbox import SandboxLimits
 from .llm.registry import ProviderConfig
+from .train.rl import RLSettings
+from .train.rows import TrainView
+from .train.sft import SFTSettings
 
 
 class _Strict(BaseModel):
@@ -63,6 +66,22 @@ class DataConfig(_Strict):
                                     description="environments kept out of training, to measure generalization")
 
 
+class HeldoutEvalConfig(_Strict):
+    limit: int | None = Field(16, description="held-out tasks evaluated (deterministic subset); null = all")
+    max_turns: int = Field(3, ge=1)
+    max_new_tokens: int = Field(128, ge=8)
+
+
+class TrainConfig(_Strict):
+    model: str = Field("smollm2-135m", description="model card in config/models/ (its name names results/<model>.json)")
+    stages: list[Literal["sft", "rl"]] = Field(default_factory=lambda: ["sft", "rl"],
+                                               description="training stages run in order; [] evaluates the base model")
+    view: TrainView = Field(default_factory=TrainView)
+    sft: SFTSettings = Field(default_factory=SFTSettings)
+    rl: RLSettings = Field(default_factory=RLSettings)
+    heldout: HeldoutEvalConfig = Field(default_factory=HeldoutEvalConfig)
+
+
 class TrackingConfig(_Strict):
     enabled: bool = True
     tracking_uri: str = Field("sqlite:///mlruns/mlflow.db",
@@ -78,6 +97,7 @@ class ExperimentConfig(_Strict):
     envs: EnvsConfig = Field(default_factory=EnvsConfig)
     envgen: EnvGenConfig = Field(default_factory=EnvGenConfig)
     data: DataConfig = Field(default_factory=DataConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
 
     def out_dir(self) -> Path:

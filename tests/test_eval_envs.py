@@ -12,7 +12,7 @@ from envfactory.env.manifest import build_manifest
 from envfactory.llm import Message, ToolCall
 from envfactory.querygen import sampling, stages
 from envfactory.querygen.sampling import admitted_packages
-from envfactory.train.eval_envs import evaluate, load_rows
+from envfactory.train.eval_envs import evaluate, task_rows
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +53,7 @@ def oracle_for(rows):
 
 def test_oracle_succeeds_everywhere_and_idle_nowhere(data):
     packages, rl = data
-    rows = load_rows(rl, "heldout", limit=12)
+    rows = task_rows(rl, "heldout", limit=12)
     assert rows and all(r["envs"] == ["cinema_tickets"] for r in rows)
     oracle = evaluate(oracle_for(rows), rows, packages, max_turns=10)
     assert oracle.success_rate == 1.0 and oracle.trace_rate == 1.0 and oracle.mean_reward == 1.0

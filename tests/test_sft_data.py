@@ -7,7 +7,8 @@ import random
 
 import pytest
 
-from envfactory.train.sft import clean_messages, select_tools, tokenize_example
+from envfactory.train.rows import called_tools, clean_messages, select_tools, truncate_tokens
+from envfactory.train.sft import tokenize_example
 
 pytestmark = pytest.mark.slow  # needs the converted default model's tokenizer
 
@@ -49,7 +50,17 @@ def test_too_long_examples_are_dropped_not_truncated(tokenizer):
 
 
 def test_tool_subsampling_keeps_the_called_tools():
-    chosen = select_tools(TOOLS, MESSAGES, 2, random.Random(0))
+    chosen = select_tools(TOOLS, called_tools(MESSAGES), 2, random.Random(0))
     names = [t["function"]["name"] for t in chosen]
     assert "find_guest" in names and len(names) == 2
-    assert select_tools(TOOLS, MESSAGES, None, random.Random(0)) == TOOLS
+    assert select_tools(TOOLS, called_tools(MESSAGES), None, random.Random(0)) == TOOLS
+
+
+def test_tool_outputs_are_cut_to_a_token_budget(tokenizer):
+    long = json.dumps({"ok": [{"id": f"R-{i:04d}", "name": "x" * 20} for i in range(50)]})
+    cut = truncate_tokens(long, tokenizer, 40)
+    assert cut.startswith(long[:20]) and "[truncated" in cut
+    assert len(tokenizer(cut)["input_ids"]) < 60
+    msgs = clean_messages(MESSAGES[:3] + [{**MESSAGES[3], "content": long}] + MESSAGES[4:], tokenizer, 40)
+    assert "[truncated" in msgs[3]["content"] and msgs[4]["content"] == "Done: guest G-0001 found."
+    assert msgs[2]["tool_calls"][0]["function"]["arguments"] == {"email": "ana@example.com"}

@@ -48,8 +48,11 @@ def llm_policy(client: LLMClient, temperature: float = 0.0, max_tokens: int = 10
     return act
 
 
-def tool_message(call_id: str, result: dict, max_chars: int | None = None) -> Message:
+def tool_message(call_id: str, result: dict, max_chars: int | None = None,
+                 shorten: Callable[[str], str] | None = None) -> Message:
     text = json.dumps(result, ensure_ascii=False)
+    if shorten is not None:  # e.g. a token budget (the one training used)
+        text = shorten(text)
     if max_chars is not None and len(text) > max_chars:  # keep the context within a small model's budget
         text = text[:max_chars] + f"... [truncated {len(text) - max_chars} chars]"
     return Message(role="tool", tool_call_id=call_id, content=text)
@@ -58,7 +61,7 @@ def tool_message(call_id: str, result: dict, max_chars: int | None = None) -> Me
 def run_episode(policy: Policy, sessions: dict[str, SandboxedEnv], routes: dict[str, tuple[str, str]],
                 tools: list[dict], messages: list[Message], max_turns: int,
                 user_reply: Callable[[list[Message]], str] | None = None,
-                max_tool_chars: int | None = None) -> Episode:
+                max_tool_chars: int | None = None, shorten: Callable[[str], str] | None = None) -> Episode:
     """`routes` maps an offered tool name to (env, tool) — names may be prefixed when environments collide."""
     ep = Episode(messages=list(messages))
     for _ in range(max_turns):
@@ -87,6 +90,6 @@ def run_episode(policy: Policy, sessions: dict[str, SandboxedEnv], routes: dict[
                 env, tool = routes[call.name]
                 result = sessions[env].call(tool, call.arguments)
                 ep.calls.append(ExecutedCall(env=env, tool=tool, arguments=call.arguments, result=result))
-            ep.messages.append(tool_message(call.id, result, max_tool_chars))
+            ep.messages.append(tool_message(call.id, result, max_tool_chars, shorten))
     ep.stopped_by = "max_turns"
     return ep

@@ -9,15 +9,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pyarrow.parquet as pq
 from pydantic import BaseModel
 
 from ..agent.loop import Policy, run_episode
 from ..env.package import EnvPackage
 from ..env.sandbox import SandboxedEnv
 from ..llm import Message
-from ..querygen.rollouts import offered_tools
 from .rewards import RewardConfig, RolloutOutcome, composite_reward
+from .rl import row_tools, task_rows  # noqa: F401 - task_rows: the rows evaluate() takes
 
 
 class EvalReport(BaseModel):
@@ -30,14 +29,10 @@ class EvalReport(BaseModel):
     per_env: dict[str, dict[str, float]]
 
 
-def load_rows(rl_path: Path, split: str, limit: int | None) -> list[dict]:
-    rows = [r for r in pq.read_table(rl_path).to_pylist() if r["split"] == split]
-    rows.sort(key=lambda r: r["chain_id"])  # deterministic subset
-    return rows[:limit] if limit else rows
-
-
 def evaluate(policy: Policy, rows: list[dict], packages: dict[str, EnvPackage], max_turns: int = 8,
-             max_tool_chars: int | None = 2000, reward: RewardConfig | None = None, split: str = "heldout") -> EvalReport:
+             max_tool_chars: int | None = 2000, reward: RewardConfig | None = None, split: str = "heldout",
+             max_tools: int | None = None, seed: int = 0, shorten=None) -> EvalReport:
+    """`max_tools`/`seed`/`shorten` reproduce the training view (same tool subset, same output budget)."""
     reward = reward or RewardConfig()
     sessions: dict[str, SandboxedEnv] = {}
     per_env: dict[str, dict[str, float]] = {}
@@ -51,11 +46,12 @@ def evaluate(policy: Policy, rows: list[dict], packages: dict[str, EnvPackage], 
                     sessions[env] = SandboxedEnv(packages[env])
                 sessions[env].reset(scenario)
                 initial[env] = sessions[env].state_hash()
-            # The same naming as when the row was written (env prefixes only where names collide).
-            tools, routes = offered_tools({e: packages[e].spec for e in row["envs"]}, row["envs"])
+            # The same naming as when the row was written; the same tool subset as training showed.
+            tools, routes = row_tools(row, packages, max_tools, seed)
             gold = json.loads(row["gold_calls"])
             messages = [Message(role=m["role"], content=m["content"] or "") for m in row["prompt"]]
-            ep = run_episode(policy, sessions, routes, tools, messages, max_turns, max_tool_chars=max_tool_chars)
+            ep = run_episode(policy, sessions, routes, tools, messages, max_turns, max_tool_chars=max_tool_chars,
+                             shorten=shorten)
             outcome = RolloutOutcome(
                 gold_calls=[(g["env"], g["tool"], g["arguments"]) for g in gold],
                 predicted_calls=[(c.env, c.tool, c.arguments) for c in ep.calls], format_errors=ep.format_errors,

@@ -15,39 +15,23 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .rows import TrainView, called_tools, clean_messages, row_rng, select_tools
+
 
 class SFTSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    model: str = Field("smollm2-135m", description="model card name / HF path / hub id")
     max_length: int = 1536
     max_steps: int = 30
-    learning_rate: float = 1e-4
+    learning_rate: float = Field(1e-4, description="full fine-tuning of the tiny default; model cards set larger models' rates")
     per_device_train_batch_size: int = 1
     gradient_accumulation_steps: int = 4
     warmup_steps: int = 2
-    max_tools: int | None = Field(6, description="offer the called tools plus distractors up to this many "
-                                                 "(None = every tool of the environment); keeps CPU sequences short")
     max_examples: int | None = None
     lora: bool = False
     lora_r: int = 16
     deepspeed: str | None = Field(None, description="DeepSpeed JSON config (GPU runs)")
     seed: int = 0
     logging_steps: int = 5
-
-
-def _called(messages: list[dict]) -> set[str]:
-    return {c["function"]["name"] for m in messages for c in (m.get("tool_calls") or [])}
-
-
-def select_tools(tools: list[dict], messages: list[dict], max_tools: int | None, rng: random.Random) -> list[dict]:
-    if max_tools is None or len(tools) <= max_tools:
-        return tools
-    used = _called(messages)
-    keep = [t for t in tools if t["function"]["name"] in used]
-    others = [t for t in tools if t["function"]["name"] not in used]
-    keep += rng.sample(others, k=max(0, min(len(others), max_tools - len(keep))))
-    order = {t["function"]["name"]: i for i, t in enumerate(tools)}
-    return sorted(keep, key=lambda t: order[t["function"]["name"]])
 
 
 def tokenize_example(tokenizer, messages: list[dict], tools: list[dict], max_length: int) -> dict[str, Any] | None:
@@ -59,29 +43,17 @@ def tokenize_example(tokenizer, messages: list[dict], tools: list[dict], max_len
     return {"input_ids": ids, "assistant_masks": mask}
 
 
-def clean_messages(messages: list[dict]) -> list[dict]:
-    out = []
-    for m in messages:
-        d = {"role": m["role"], "content": m.get("content") or ""}
-        if m.get("tool_calls"):
-            d["tool_calls"] = [{"type": "function", "function": {"name": c["function"]["name"],
-                                                                   "arguments": c["function"]["arguments"]}}
-                               for c in m["tool_calls"]]
-        out.append(d)
-    return out
-
-
-def build_dataset(sft_path: Path, tokenizer, settings: SFTSettings, split: str = "train"):
+def build_dataset(sft_path: Path, tokenizer, settings: SFTSettings, view: TrainView, split: str = "train"):
     import datasets
     import pyarrow.parquet as pq
 
-    rng = random.Random(settings.seed)
     rows = [r for r in pq.read_table(sft_path).to_pylist() if r["split"] == split]
-    rng.shuffle(rows)
+    random.Random(settings.seed).shuffle(rows)
     examples, dropped = [], 0
     for r in rows:
-        messages = clean_messages(r["messages"])
-        tools = select_tools(json.loads(r["tools"]), messages, settings.max_tools, rng)
+        messages = clean_messages(r["messages"], tokenizer, view.max_tool_tokens)
+        tools = select_tools(json.loads(r["tools"]), called_tools(messages), view.max_tools,
+                             row_rng(settings.seed, r["chain_id"]))
         ex = tokenize_example(tokenizer, messages, tools, settings.max_length)
         if ex is None:
             dropped += 1
@@ -94,18 +66,18 @@ def build_dataset(sft_path: Path, tokenizer, settings: SFTSettings, split: str =
     return datasets.Dataset.from_list(examples), dropped
 
 
-def run_sft(settings: SFTSettings, sft_path: Path, out_dir: Path, log=print) -> dict:
+def run_sft(settings: SFTSettings, model: str, view: TrainView, sft_path: Path, out_dir: Path, log=print) -> dict:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig, SFTTrainer
 
     from ..models import resolve_model_path
 
-    path = resolve_model_path(settings.model)
+    path = resolve_model_path(model)
     tokenizer = AutoTokenizer.from_pretrained(path)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    dataset, dropped = build_dataset(sft_path, tokenizer, settings)
+    dataset, dropped = build_dataset(sft_path, tokenizer, settings, view)
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
     peft_config = None
     if settings.lora:

@@ -1,0 +1,154 @@
+"""GRPO with the environment in the loop: TRL's GRPOTrainer + `environment_factory` + the composite reward.
+
+Each RL row becomes one TRL "environment" (its name = the row's chain id): a generated `TaskEnvironment`
+subclass whose methods are exactly the tools that row offers, reset to the row's scenario, scored by the
+registered reward terms (`rewards.py`) once the rollout ends. Tool schemas are rendered from the spec's JSON
+dicts (the same text SFT and evaluation show the model), not re-derived from the generated signatures.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..env.package import EnvPackage
+from ..querygen.rollouts import offered_tools
+from .rewards import RewardConfig, composite_reward
+from .rl_env import SessionPool, environment_class
+from .rows import TrainView, row_rng, select_tools
+
+COMPONENTS = ("trace", "state", "length_penalty", "format_penalty")
+
+
+class RLSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    max_steps: int = 4
+    num_generations: int = Field(4, ge=2, description="rollouts per prompt (the GRPO group)")
+    prompts_per_step: int = 2
+    max_completion_length: int = Field(160, description="tokens over all turns of one rollout (tool outputs included)")
+    max_turns: int = Field(3, description="tool-calling iterations per rollout")
+    learning_rate: float = 5e-6
+    beta: float = Field(0.02, description="KL coefficient (0 skips the reference model)")
+    temperature: float = 1.0
+    max_examples: int | None = Field(None, description="train rows considered (None = all)")
+    reward: RewardConfig = Field(default_factory=RewardConfig)
+    lora: bool = False
+    lora_r: int = 16
+    deepspeed: str | None = None
+    seed: int = 0
+
+
+def task_rows(rl_path: Path, split: str = "train", limit: int | None = None) -> list[dict]:
+    import pyarrow.parquet as pq
+
+    rows = [r for r in pq.read_table(rl_path).to_pylist() if r["split"] == split]
+    rows.sort(key=lambda r: r["chain_id"])
+    return rows[:limit] if limit else rows
+
+
+def row_tools(row: dict, packages: dict[str, EnvPackage], max_tools: int | None, seed: int):
+    """The tools a row offers (gold tools + seeded distractors) and their routes to (env, tool)."""
+    envs = list(row["envs"])
+    tools, routes = offered_tools({e: packages[e].spec for e in envs}, envs)
+    gold = {g["name"] for g in json.loads(row["gold_calls"])}
+    chosen = select_tools(tools, gold, max_tools, row_rng(seed, row["chain_id"]))
+    names = {t["function"]["name"] for t in chosen}
+    return chosen, {n: r for n, r in routes.items() if n in names}
+
+
+def count_format_errors(completion: list[dict]) -> int:
+    """Tool-call blocks the parser could not turn into a call stay in the text: each one is a format error."""
+    return sum(str(m.get("content") or "").count("<tool_call>") for m in completion if m.get("role") == "assistant")
+
+
+def make_reward_fn(cfg: RewardConfig):
+    def envfactory_reward(completions, environments, trainer_state=None, log_metric=None, **_):
+        progress = trainer_state.global_step / max(1, trainer_state.max_steps) if trainer_state else 0.0
+        totals, parts = [], defaultdict(list)
+        for completion, env in zip(completions, environments, strict=True):
+            r = composite_reward(env.outcome(count_format_errors(completion)), cfg, progress)
+            totals.append(r["reward"])
+            for k in COMPONENTS:
+                parts[k].append(r[k])
+        if log_metric is not None:  # each term logged separately, beside TRL's reward/KL/entropy
+            for k, v in parts.items():
+                log_metric(f"reward_{k}", sum(v) / len(v))
+        return totals
+
+    return envfactory_reward
+
+
+def run_rl(settings: RLSettings, model_path: str, view: TrainView, rl_path: Path, packages: dict[str, EnvPackage], out_dir: Path,
+           sandbox=None, log=print) -> dict:
+    import datasets
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import GRPOConfig, GRPOTrainer
+    from trl.chat_template_utils import qwen3_template
+
+    from ..models import resolve_model_path
+
+    path = resolve_model_path(model_path)
+    tokenizer = AutoTokenizer.from_pretrained(path, padding_side="left")
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    # Our template writes Qwen3's <tool_call> format; TRL parses completions with the matching response template.
+    tokenizer.response_template = qwen3_template
+
+    rows = task_rows(rl_path, "train", settings.max_examples)
+    pool = SessionPool(packages, sandbox)
+    factories, schemas, records = {}, {}, []
+    for row in rows:
+        tools, routes = row_tools(row, packages, view.max_tools, settings.seed)
+        cls = environment_class(list(row["envs"]), tools, routes)
+        name = row["chain_id"]
+        factories[name] = (lambda c=cls: c(pool, tokenizer, view.max_tool_tokens))
+        schemas[name] = tools
+        prompt = [{"role": m["role"], "content": m["content"] or ""} for m in row["prompt"]]
+        records.append({"prompt": prompt, "environment": name, "scenarios": row["scenarios"],
+                        "gold_calls": row["gold_calls"], "expected_state_hash": row["expected_state_hash"]})
+    dataset = datasets.Dataset.from_list(records)
+
+    gpu = torch.cuda.is_available()
+    batch = settings.prompts_per_step * settings.num_generations
+    args = GRPOConfig(output_dir=str(out_dir / "checkpoints"), max_steps=settings.max_steps,
+                      learning_rate=settings.learning_rate, per_device_train_batch_size=batch,
+                      num_generations=settings.num_generations, max_completion_length=settings.max_completion_length,
+                      max_tool_calling_iterations=settings.max_turns, beta=settings.beta,
+                      temperature=settings.temperature, logging_steps=1, save_steps=max(1, settings.max_steps // 2),
+                      save_total_limit=1, report_to=[], seed=settings.seed, use_cpu=not gpu, deepspeed=settings.deepspeed,
+                      bf16=gpu and torch.cuda.is_bf16_supported(), gradient_checkpointing=gpu,
+                      dataloader_num_workers=0)
+    peft_config = None
+    if settings.lora:
+        from peft import LoraConfig
+
+        peft_config = LoraConfig(r=settings.lora_r, lora_alpha=2 * settings.lora_r, task_type="CAUSAL_LM",
+                                 target_modules="all-linear")
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+    trainer = GRPOTrainer(model=model, reward_funcs=[make_reward_fn(settings.reward)], args=args,
+                          train_dataset=dataset, processing_class=tokenizer, environment_factory=factories,
+                          peft_config=peft_config)
+    # Render each row's tools from the spec's own JSON schemas (TRL would re-derive them from the signatures).
+    if not hasattr(trainer, "_env_tools"):
+        raise RuntimeError("this TRL version no longer exposes per-environment tool schemas; pin trl==1.16.0")
+    trainer._env_tools = {name: schemas[name] for name in schemas}
+    try:
+        ckpts = out_dir / "checkpoints"
+        resume = ckpts.is_dir() and any(ckpts.glob("checkpoint-*"))
+        result = trainer.train(resume_from_checkpoint=resume or None)
+    finally:
+        pool.close()
+    final = out_dir / "model"
+    trainer.save_model(str(final))
+    tokenizer.save_pretrained(str(final))
+    history = [h for h in trainer.state.log_history if "reward" in h]
+    metrics = {"steps": trainer.state.global_step, "train_rows": len(rows),
+               "train_runtime_s": result.metrics.get("train_runtime"), "sandbox_workers": pool.created,
+               "history": history}
+    (out_dir / "rl_metrics.json").write_text(json.dumps(metrics, indent=2))
+    log(f"[rl] steps={metrics['steps']} runtime={metrics['train_runtime_s']}")
+    return metrics

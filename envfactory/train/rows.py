@@ -1,0 +1,75 @@
+"""The training view of a dataset row, shared by SFT, RL and held-out evaluation so all three see the same task.
+
+Two budgets keep sequences short enough for small models and CPUs: the tools offered (the ones the gold
+trajectory calls plus seeded distractors, up to `max_tools`) and tool outputs cut to `max_tool_tokens`.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class TrainView(BaseModel):
+    """What SFT, RL and held-out evaluation all show the model."""
+    model_config = ConfigDict(extra="forbid")
+    max_tools: int | None = Field(3, ge=1, description="offer the gold tools plus distractors up to this many; "
+                                                       "null = every tool of the environment (paper scale)")
+    max_tool_tokens: int | None = Field(96, ge=8, description="tool outputs (and answers echoing them) cut to this")
+
+
+def called_tools(messages: list[dict]) -> set[str]:
+    return {c["function"]["name"] for m in messages for c in (m.get("tool_calls") or [])}
+
+
+def select_tools(tools: list[dict], must_have: set[str], max_tools: int | None, rng: random.Random) -> list[dict]:
+    """`must_have` plus random distractors up to `max_tools`, in the environment's own order."""
+    if max_tools is None or len(tools) <= max_tools:
+        return tools
+    keep = [t for t in tools if t["function"]["name"] in must_have]
+    others = [t for t in tools if t["function"]["name"] not in must_have]
+    keep += rng.sample(others, k=max(0, min(len(others), max_tools - len(keep))))
+    order = {t["function"]["name"]: i for i, t in enumerate(tools)}
+    return sorted(keep, key=lambda t: order[t["function"]["name"]])
+
+
+def truncate_tokens(text: str, tokenizer, budget: int | None) -> str:
+    """Cut `text` to `budget` tokens of `tokenizer`, saying how much was cut (the agent should know it is partial)."""
+    if budget is None or tokenizer is None:
+        return text
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    if len(ids) <= budget:
+        return text
+    return tokenizer.decode(ids[:budget]) + f" ...[truncated {len(ids) - budget} tokens]"
+
+
+def clean_messages(messages: list[dict], tokenizer=None, max_tool_tokens: int | None = None) -> list[dict]:
+    """Template-ready messages: arguments as objects, tool outputs (and answers echoing them) within budget."""
+    out = []
+    for m in messages:
+        content = m.get("content") or ""
+        if m["role"] == "tool" or (m["role"] == "assistant" and not m.get("tool_calls")):
+            content = truncate_tokens(content, tokenizer, max_tool_tokens)
+        d = {"role": m["role"], "content": content}
+        if m.get("tool_calls"):
+            d["tool_calls"] = [{"type": "function",
+                                "function": {"name": c["function"]["name"], "arguments": _as_object(c["function"]["arguments"])}}
+                               for c in m["tool_calls"]]
+        out.append(d)
+    return out
+
+
+def _as_object(arguments):
+    if isinstance(arguments, str):
+        try:
+            return json.loads(arguments)
+        except json.JSONDecodeError:
+            return arguments
+    return arguments
+
+
+def row_rng(seed: int, key: str) -> random.Random:
+    """A per-row generator: the same row gets the same distractors in every stage and every run."""
+    return random.Random(f"{seed}:{key}")
