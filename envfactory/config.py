@@ -82,6 +82,25 @@ class TrainConfig(_Strict):
     heldout: HeldoutEvalConfig = Field(default_factory=HeldoutEvalConfig)
 
 
+class EvaluationConfig(_Strict):
+    """Public benchmarks run on the final model (evals/); subset sizes keep the offline default small."""
+    benchmarks: list[Literal["bfcl", "tau2", "mcp_atlas", "vitabench"]] = Field(
+        default_factory=lambda: ["bfcl", "tau2", "mcp_atlas", "vitabench"])
+    limit: int | None = Field(2, description="tasks per category; null = the full benchmark")
+    categories: dict[str, list[str]] = Field(
+        default_factory=lambda: {"bfcl": ["simple", "multiple", "multi_turn_base"]},
+        description="per benchmark; a benchmark not listed runs its adapter's default categories")
+    num_trials: int = Field(1, ge=1, description="trials per task (pass^k)")
+    max_turns: int = Field(6, ge=1)
+    max_new_tokens: int = Field(256, ge=8)
+    judge: ProviderConfig | None = Field(None, description="LLM judge (MCP-Atlas claims, VitaBench rubrics)")
+    user_simulator: ProviderConfig | None = Field(None, description="user simulator (tau2, VitaBench)")
+    policy_endpoint: ProviderConfig | None = Field(
+        None, description="serve the trained model elsewhere (e.g. {name: openai, base_url: http://host:8000/v1, "
+                          "model: <served name>}); null = the in-process transformers model")
+    cache_dir: str | None = Field(None, description="LLM response cache for judge and user simulator")
+
+
 class TrackingConfig(_Strict):
     enabled: bool = True
     tracking_uri: str = Field("sqlite:///mlruns/mlflow.db",
@@ -98,6 +117,7 @@ class ExperimentConfig(_Strict):
     envgen: EnvGenConfig = Field(default_factory=EnvGenConfig)
     data: DataConfig = Field(default_factory=DataConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
 
     def out_dir(self) -> Path:

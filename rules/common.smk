@@ -19,6 +19,17 @@ TRAJECTORIES = f"{DATA_DIR}/trajectories.parquet"
 SFT_DATA = f"{DATA_DIR}/sft.parquet"
 RL_DATA = f"{DATA_DIR}/rl.parquet"
 ENVFACTORY = f"{sys.executable} -m envfactory"
+TRAIN_DIR = f"{OUT}/train"
+MODEL = CFG.train.model
+STAGES = list(CFG.train.stages)
+FINAL_STAGE = STAGES[-1] if STAGES else "base"
+EVALS_DIR = f"{OUT}/evals/{MODEL}"
+HEADLINE = f"{CFG.results_dir}/{MODEL}.json"
+
+
+def stage_metrics(stage):
+    """A training stage's metrics.json (its model lives beside it); the base model has none."""
+    return f"{TRAIN_DIR}/{stage}/metrics.json" if stage != "base" else []
 
 
 def _package_files():

@@ -42,3 +42,30 @@ class Probe(Environment):
     (root / "spec.json").write_text(json.dumps(spec))
     (root / "scenarios" / "default.json").write_text(json.dumps({"counter": 0}))
     return root
+
+
+@pytest.fixture(scope="session")
+def tiny_rl_data(tmp_path_factory):
+    """(packages, rl.parquet) of a two-environment default pipeline (cinema_tickets held out)."""
+    from envfactory.config import ExperimentConfig
+    from envfactory.env.manifest import build_manifest
+    from envfactory.querygen import sampling, stages
+    from envfactory.querygen.sampling import admitted_packages
+
+    root = tmp_path_factory.mktemp("eval")
+    cfg = ExperimentConfig.model_validate({
+        "experiment": "eval", "tracking": {"enabled": False},
+        "envs": {"catalog": ["hotel_reservations", "cinema_tickets"]},
+        "data": {"compare_random_walk": False, "attempts_per_tool": 15, "chains_per_tool": 2,
+                 "heldout_envs": ["cinema_tickets"]}})
+    manifest = root / "envs" / "manifest.json"
+    build_manifest(cfg, manifest, log=lambda _: None)
+    d = root / "data"
+    sampling.run_graph_stage(cfg, manifest, root / "graph.json")
+    sampling.run_sample_stage(cfg, manifest, root / "graph.json", d / "chains.parquet", log=lambda _: None)
+    stages.run_queries_stage(cfg, manifest, d / "chains.parquet", d / "queries.parquet", log=lambda _: None)
+    stages.run_rollouts_stage(cfg, manifest, d / "chains.parquet", d / "queries.parquet", d / "trajectories.parquet",
+                              log=lambda _: None)
+    stages.run_datasets_stage(cfg, manifest, d / "chains.parquet", d / "queries.parquet", d / "trajectories.parquet",
+                              d, log=lambda _: None)
+    return admitted_packages(manifest), d / "rl.parquet"

@@ -27,7 +27,8 @@ def test_dag_builds_manifest_and_tracks_runs(tmp_path):
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump({"experiment": "e2e", "envs": {"catalog": ["hotel_reservations", "bookstore"]},
                                       "tracking": {"tracking_uri": f"sqlite:///{db}", "experiment_name": "e2e"}}))
-    proc = _snakemake(tmp_path, config)
+    targets = [f"results/e2e/data/{name}.parquet" for name in ("sft", "rl")]  # training has its own e2e test
+    proc = _snakemake(tmp_path, config, *targets)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     manifest = json.loads((tmp_path / "results" / "e2e" / "envs" / "manifest.json").read_text())
     assert [e["name"] for e in manifest["envs"]] == ["hotel_reservations", "bookstore"] or \
@@ -59,6 +60,6 @@ def test_dag_builds_manifest_and_tracks_runs(tmp_path):
     assert (tmp_path / "results" / "e2e" / "data" / "sft.parquet").is_file()
 
     # Resume: a second invocation finds nothing to do.
-    again = _snakemake(tmp_path, config)
+    again = _snakemake(tmp_path, config, *targets)
     assert again.returncode == 0
     assert "Nothing to be done" in again.stdout + again.stderr

@@ -7,33 +7,8 @@ import json
 import pyarrow.parquet as pq
 import pytest
 
-from envfactory.config import ExperimentConfig
-from envfactory.env.manifest import build_manifest
 from envfactory.llm import Message, ToolCall
-from envfactory.querygen import sampling, stages
-from envfactory.querygen.sampling import admitted_packages
 from envfactory.train.eval_envs import evaluate, task_rows
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    root = tmp_path_factory.mktemp("eval")
-    cfg = ExperimentConfig.model_validate({
-        "experiment": "eval", "tracking": {"enabled": False},
-        "envs": {"catalog": ["hotel_reservations", "cinema_tickets"]},
-        "data": {"compare_random_walk": False, "attempts_per_tool": 15, "chains_per_tool": 2,
-                 "heldout_envs": ["cinema_tickets"]}})
-    manifest = root / "envs" / "manifest.json"
-    build_manifest(cfg, manifest, log=lambda _: None)
-    d = root / "data"
-    sampling.run_graph_stage(cfg, manifest, root / "graph.json")
-    sampling.run_sample_stage(cfg, manifest, root / "graph.json", d / "chains.parquet", log=lambda _: None)
-    stages.run_queries_stage(cfg, manifest, d / "chains.parquet", d / "queries.parquet", log=lambda _: None)
-    stages.run_rollouts_stage(cfg, manifest, d / "chains.parquet", d / "queries.parquet", d / "trajectories.parquet",
-                              log=lambda _: None)
-    stages.run_datasets_stage(cfg, manifest, d / "chains.parquet", d / "queries.parquet", d / "trajectories.parquet",
-                              d, log=lambda _: None)
-    return admitted_packages(manifest), d / "rl.parquet"
 
 
 def oracle_for(rows):
@@ -51,7 +26,8 @@ def oracle_for(rows):
     return act
 
 
-def test_oracle_succeeds_everywhere_and_idle_nowhere(data):
+def test_oracle_succeeds_everywhere_and_idle_nowhere(tiny_rl_data):
+    data = tiny_rl_data
     packages, rl = data
     rows = task_rows(rl, "heldout", limit=12)
     assert rows and all(r["envs"] == ["cinema_tickets"] for r in rows)

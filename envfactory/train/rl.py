@@ -149,6 +149,5 @@ def run_rl(settings: RLSettings, model_path: str, view: TrainView, rl_path: Path
     metrics = {"steps": trainer.state.global_step, "train_rows": len(rows),
                "train_runtime_s": result.metrics.get("train_runtime"), "sandbox_workers": pool.created,
                "history": history}
-    (out_dir / "rl_metrics.json").write_text(json.dumps(metrics, indent=2))
     log(f"[rl] steps={metrics['steps']} runtime={metrics['train_runtime_s']}")
     return metrics

@@ -107,7 +107,7 @@ def run_sft(settings: SFTSettings, model: str, view: TrainView, sft_path: Path, 
     metrics = {"train_examples": len(dataset), "dropped_too_long": dropped, "steps": trainer.state.global_step,
                "first_loss": losses[0] if losses else None, "last_loss": losses[-1] if losses else None,
                "train_runtime_s": result.metrics.get("train_runtime"),
-               "train_tokens": int(sum(len(x) for x in dataset["input_ids"]))}
-    (out_dir / "sft_metrics.json").write_text(json.dumps(metrics, indent=2))
-    log(f"[sft] {metrics}")
+               "train_tokens": int(sum(len(x) for x in dataset["input_ids"])),
+               "history": [h for h in trainer.state.log_history if "loss" in h]}
+    log(f"[sft] { {k: v for k, v in metrics.items() if k != 'history'} }")
     return metrics

@@ -1,0 +1,106 @@
+"""The training rules' bodies (`rules/train.smk`): SFT, RL and held-out evaluation, each logged to MLflow.
+
+A stage writes its model to `<dir>/model` and, last and atomically, `<dir>/metrics.json` (the rule's output),
+so an interrupted stage is re-run and a finished one never is. Downstream stages name a model by that file.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from ..config import ExperimentConfig
+from ..io import atomic_write_text
+from ..querygen.sampling import admitted_packages
+from ..tracking import rule_run
+from .model_card import load_card
+
+
+def base_model_ref(cfg: ExperimentConfig) -> str:
+    """What `from_pretrained` gets for the base model: the local default's name, or the card's hub id."""
+    card = load_card(cfg.train.model)
+    return card.hub_id if card.source == "hub" else card.name
+
+
+def model_ref(ref: str) -> str:
+    """A stage's metrics.json -> its saved model dir; anything else is already a model name/path."""
+    if ref.endswith(".json"):
+        return json.loads(Path(ref).read_text())["model_dir"]
+    return ref
+
+
+def _history_metrics(run, history: list[dict], keys: tuple[str, ...]) -> None:
+    for h in history:
+        step = int(h.get("step", 0))
+        run.metrics({k.replace("/", "_"): h[k] for k in keys if isinstance(h.get(k), (int, float))}, step=step)
+
+
+def run_sft_stage(cfg: ExperimentConfig, sft_data: Path, out: Path) -> dict:
+    from .sft import run_sft
+
+    out_dir = out.parent
+    with rule_run("sft", cfg) as run:
+        run.params({"model": cfg.train.model, **{f"sft.{k}": v for k, v in cfg.train.sft.model_dump().items()},
+                    **{f"view.{k}": v for k, v in cfg.train.view.model_dump().items()}})
+        m = run_sft(cfg.train.sft, base_model_ref(cfg), cfg.train.view, sft_data, out_dir)
+        _history_metrics(run, m.pop("history", []), ("loss", "grad_norm", "learning_rate"))
+        m["model_dir"] = str(out_dir / "model")
+        run.metrics({k: v for k, v in m.items() if isinstance(v, (int, float)) and v is not None})
+        atomic_write_text(out, json.dumps(m, indent=2))
+    return m
+
+
+def run_rl_stage(cfg: ExperimentConfig, manifest: Path, rl_data: Path, init_model: str, out: Path) -> dict:
+    from .rl import run_rl
+
+    out_dir = out.parent
+    with rule_run("rl", cfg) as run:
+        run.params({"model": cfg.train.model, "init": init_model,
+                    **{f"rl.{k}": v for k, v in cfg.train.rl.model_dump().items() if k != "reward"},
+                    **{f"reward.{k}": v for k, v in cfg.train.rl.reward.model_dump().items()}})
+        m = run_rl(cfg.train.rl, model_ref(init_model), cfg.train.view, rl_data, admitted_packages(manifest),
+                   out_dir, sandbox=cfg.envs.sandbox)
+        _history_metrics(run, m.pop("history"), ("loss", "reward", "reward_std", "kl", "entropy",
+                                                  "reward_trace", "reward_state", "reward_length_penalty",
+                                                  "reward_format_penalty", "tools/call_frequency",
+                                                  "tools/failure_frequency", "completions/mean_length"))
+        m["model_dir"] = str(out_dir / "model")
+        run.metrics({k: v for k, v in m.items() if isinstance(v, (int, float)) and v is not None})
+        atomic_write_text(out, json.dumps(m, indent=2))
+    return m
+
+
+def run_eval_envs_stage(cfg: ExperimentConfig, manifest: Path, rl_data: Path, model: str, stage: str,
+                        out: Path) -> dict:
+    from ..llm import LLMClient, ProviderConfig
+    from ..agent.loop import llm_policy
+    from .eval_envs import evaluate
+    from .rl import task_rows
+    from .rows import truncate_tokens
+
+    h = cfg.train.heldout
+    ref = model_ref(model)
+    client = LLMClient(ProviderConfig(name="local", model=ref, options={"max_new_tokens": h.max_new_tokens}),
+                       cache_mode="off")
+    tokenizer = _tokenizer(ref)
+    rows = task_rows(rl_data, "heldout", h.limit)
+    with rule_run(f"eval_envs_{stage}", cfg) as run:
+        run.params({"model": cfg.train.model, "stage": stage, "heldout_limit": h.limit, "max_turns": h.max_turns})
+        t0 = time.time()
+        report = evaluate(llm_policy(client, max_tokens=h.max_new_tokens), rows, admitted_packages(manifest),
+                          max_turns=h.max_turns, max_tool_chars=None, split="heldout",
+                          max_tools=cfg.train.view.max_tools, seed=cfg.train.rl.seed,
+                          shorten=lambda text: truncate_tokens(text, tokenizer, cfg.train.view.max_tool_tokens))
+        result = {"stage": stage, "model_dir": ref, "wall_s": round(time.time() - t0, 1), **report.model_dump()}
+        run.metrics({f"heldout_{k}": v for k, v in result.items() if isinstance(v, (int, float))})
+        atomic_write_text(out, json.dumps(result, indent=2))
+    return result
+
+
+def _tokenizer(ref: str):
+    from transformers import AutoTokenizer
+
+    from ..models import resolve_model_path
+
+    return AutoTokenizer.from_pretrained(resolve_model_path(ref))

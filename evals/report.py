@@ -1,0 +1,109 @@
+"""`results/<model>.json`: every benchmark, the held-out success per training stage, and provenance.
+
+Versioned (`schema_version`); a benchmark that could not run is present with status `unavailable` and its
+reason, never silently missing. Paper numbers come from `config/paper_results.yaml` when known.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from importlib import metadata
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, Field
+
+from envfactory.config import ExperimentConfig
+from envfactory.io import atomic_write_text
+
+from .base import BenchmarkResult
+
+RESULTS_SCHEMA_VERSION = 1
+PAPER_RESULTS = Path(__file__).resolve().parents[1] / "config" / "paper_results.yaml"
+TRACKED_PACKAGES = ("envfactory", "torch", "transformers", "trl", "peft", "deepspeed", "snakemake", "mlflow", "mcp",
+                    "pydantic", "pyarrow", "datasets")
+
+
+class Provenance(BaseModel):
+    experiment: str
+    config_hash: str
+    git_sha: str
+    created_at: str
+    mlflow_parent_run_id: str | None = None
+    package_versions: dict[str, str]
+    data_checksums: dict[str, str] = Field(description="sha256 of the datasets and manifest the model was trained on")
+    llm_cache_keys: int = Field(0, description="LLM cache entries present when the report was written")
+
+
+class ModelResults(BaseModel):
+    schema_version: int = RESULTS_SCHEMA_VERSION
+    model: str
+    final_stage: str
+    benchmarks: dict[str, BenchmarkResult]
+    heldout: dict[str, dict] = Field(default_factory=dict, description="stage -> held-out environment success")
+    training: dict[str, dict] = Field(default_factory=dict, description="stage -> training metrics summary")
+    paper: dict[str, float] = Field(default_factory=dict, description="the paper's reported numbers, when known")
+    provenance: Provenance
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def package_versions() -> dict[str, str]:
+    out = {}
+    for name in TRACKED_PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def paper_numbers(model: str) -> dict[str, float]:
+    if not PAPER_RESULTS.is_file():
+        return {}
+    return {k: float(v) for k, v in ((yaml.safe_load(PAPER_RESULTS.read_text()) or {}).get(model) or {}).items()}
+
+
+def _count_cache(cfg: ExperimentConfig) -> int:
+    dirs = [d for d in (cfg.envgen.cache_dir, cfg.evaluation.cache_dir) if d]
+    return sum(sum(1 for p in Path(d).rglob("*.json")) for d in dirs if Path(d).is_dir())
+
+
+def build_results(cfg: ExperimentConfig, bench_files: list[Path], heldout_files: list[Path],
+                  training_files: dict[str, Path], data_files: list[Path]) -> ModelResults:
+    from envfactory.tracking import PARENT_ENV, git_sha
+
+    benchmarks = {}
+    for f in bench_files:
+        r = BenchmarkResult.model_validate_json(f.read_text())
+        benchmarks[r.benchmark] = r
+    heldout = {}
+    for f in heldout_files:
+        d = json.loads(f.read_text())
+        heldout[d["stage"]] = d
+    training = {}
+    for stage, f in training_files.items():
+        d = json.loads(f.read_text())
+        training[stage] = {k: v for k, v in d.items() if isinstance(v, (int, float, str)) or v is None}
+    stages = cfg.train.stages
+    return ModelResults(
+        model=cfg.train.model, final_stage=stages[-1] if stages else "base", benchmarks=benchmarks,
+        heldout=heldout, training=training, paper=paper_numbers(cfg.train.model),
+        provenance=Provenance(
+            experiment=cfg.experiment, config_hash=cfg.config_hash(), git_sha=git_sha(),
+            created_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            mlflow_parent_run_id=os.environ.get(PARENT_ENV), package_versions=package_versions(),
+            data_checksums={str(p): file_sha256(p) for p in data_files}, llm_cache_keys=_count_cache(cfg)))
+
+
+def write_results(results: ModelResults, out: Path) -> None:
+    atomic_write_text(out, results.model_dump_json(indent=2))

@@ -1,0 +1,19 @@
+# Public benchmarks on the final model: one rule, one output per benchmark (evals/<model>/<bench>.json).
+# Adapters whose pins conflict with the training stack (BFCL-v3, tau2) build and reuse their own virtualenv.
+
+
+rule eval_bench:
+    input:
+        cfg=CONFIG_JSON,
+        model=stage_metrics(FINAL_STAGE),
+    output:
+        f"{EVALS_DIR}/{{bench}}.json",
+    wildcard_constraints:
+        bench="bfcl|tau2|mcp_atlas|vitabench",
+    params:
+        model=lambda wc, input: f"--model {input.model}" if input.model else "",
+    log:
+        f"{OUT}/logs/eval_{{bench}}.log",
+    shell:
+        "{ENVFACTORY} eval {wildcards.bench} --config {input.cfg} {params.model} --name {MODEL}-{FINAL_STAGE}"
+        " --out {output} > {log} 2>&1"
