@@ -403,7 +403,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_config_schema)
 
     p = sub.add_parser("bench", help="performance benchmarks (benchmarks/*.py)")
-    p.add_argument("name", choices=["env-latency"])
+    p.add_argument("name", choices=["env-latency", "sft-overhead"])
     p.add_argument("--json", action="store_true")
     p.add_argument("extra", nargs=argparse.REMAINDER)
     p.set_defaults(func=cmd_bench)

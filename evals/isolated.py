@@ -74,6 +74,7 @@ def is_ready(name: str) -> bool:
 def run_runner(name: str, request: dict, work_dir: Path, timeout_s: float = 3600, env: dict | None = None) -> dict:
     """Run `evals/runners/<name>_runner.py --request R --out O` in the benchmark's venv; return its JSON."""
     python = ensure_venv(name)
+    work_dir = Path(work_dir).resolve()  # the runner's cwd is work_dir: every path it gets must be absolute
     work_dir.mkdir(parents=True, exist_ok=True)
     req_path, out_path = work_dir / "request.json", work_dir / "runner_result.json"
     req_path.write_text(json.dumps(request, indent=1))

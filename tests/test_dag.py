@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -63,3 +64,58 @@ def test_dag_builds_manifest_and_tracks_runs(tmp_path):
     again = _snakemake(tmp_path, config, *targets)
     assert again.returncode == 0
     assert "Nothing to be done" in again.stdout + again.stderr
+
+
+TINY_TRAINING = {
+    "train": {"sft": {"max_steps": 1, "gradient_accumulation_steps": 1, "max_examples": 2, "max_length": 1024},
+              "rl": {"max_steps": 1, "num_generations": 2, "prompts_per_step": 1, "max_completion_length": 24,
+                     "max_turns": 1, "max_examples": 4},
+              "heldout": {"limit": 1, "max_turns": 1, "max_new_tokens": 16}},
+    "evaluation": {"limit": 1, "categories": {"bfcl": ["simple"], "vitabench": ["delivery"]}, "max_turns": 2,
+                   "max_new_tokens": 24},
+}
+
+
+@pytest.mark.slow
+def test_dag_reaches_the_headline_results(tmp_path):
+    """Data -> SFT -> GRPO -> held-out eval per stage -> four benchmarks -> results/<model>.json, then resume."""
+    db = tmp_path / "mlruns" / "mlflow.db"
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({
+        "experiment": "headline", "envs": {"catalog": ["hotel_reservations", "cinema_tickets"]},
+        "data": {"compare_random_walk": False, "attempts_per_tool": 10, "chains_per_tool": 2,
+                 "heldout_envs": ["cinema_tickets"]},
+        "tracking": {"tracking_uri": f"sqlite:///{db}", "experiment_name": "headline"}, **TINY_TRAINING}))
+    env = {k: v for k, v in os.environ.items() if k != "ENVFACTORY_CACHE"}  # reuse the converted model / venvs
+    run = lambda *extra: subprocess.run(  # noqa: E731
+        [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(tmp_path),
+         "--configfile", str(config), "--cores", "2", *extra], capture_output=True, text=True, timeout=1800, env=env)
+    proc = run()
+    logs = tmp_path / "results" / "headline" / "logs"
+    tails = "".join(f"\n== {p.name}\n" + p.read_text()[-1500:] for p in sorted(logs.glob("*.log"))) if logs.is_dir() else ""
+    assert proc.returncode == 0, proc.stderr[-3000:] + tails
+
+    from evals.report import ModelResults
+
+    res = ModelResults.model_validate_json((tmp_path / "results" / "smollm2-135m.json").read_text())
+    assert set(res.benchmarks) == {"bfcl", "tau2", "mcp_atlas", "vitabench"}
+    for name, b in res.benchmarks.items():
+        assert b.status == "scored" or b.reason, name  # unavailable always says why
+    assert res.benchmarks["bfcl"].status == "scored" and res.benchmarks["vitabench"].status == "scored"
+    assert res.benchmarks["tau2"].status == "unavailable" and "user simulator" in res.benchmarks["tau2"].reason
+    assert res.benchmarks["mcp_atlas"].status == "unavailable" and "judge" in res.benchmarks["mcp_atlas"].reason
+    assert set(res.heldout) == {"base", "sft", "rl"} and res.final_stage == "rl"
+    assert res.training["rl"]["steps"] == 1 and res.training["sft"]["steps"] == 1
+    assert re.fullmatch(r"[0-9a-f]{40}", res.provenance.git_sha) and res.provenance.data_checksums
+
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{db}")
+    runs = client.search_runs([client.get_experiment_by_name("headline").experiment_id])
+    rules = {r.data.tags.get("envfactory.rule"): r for r in runs if r.data.tags.get("envfactory.kind") == "rule"}
+    assert {"sft", "rl", "eval_envs_base", "eval_envs_sft", "eval_envs_rl", "eval_bfcl"} <= set(rules)
+    assert "reward" in rules["rl"].data.metrics and "kl" in rules["rl"].data.metrics
+    assert "reward_state" in rules["rl"].data.metrics and "loss" in rules["sft"].data.metrics
+
+    again = run()
+    assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr

@@ -26,7 +26,7 @@ def base_model_ref(cfg: ExperimentConfig) -> str:
 def model_ref(ref: str) -> str:
     """A stage's metrics.json -> its saved model dir; anything else is already a model name/path."""
     if ref.endswith(".json"):
-        return json.loads(Path(ref).read_text())["model_dir"]
+        return str(Path(json.loads(Path(ref).read_text())["model_dir"]).resolve())
     return ref
 
 
@@ -45,7 +45,7 @@ def run_sft_stage(cfg: ExperimentConfig, sft_data: Path, out: Path) -> dict:
                     **{f"view.{k}": v for k, v in cfg.train.view.model_dump().items()}})
         m = run_sft(cfg.train.sft, base_model_ref(cfg), cfg.train.view, sft_data, out_dir)
         _history_metrics(run, m.pop("history", []), ("loss", "grad_norm", "learning_rate"))
-        m["model_dir"] = str(out_dir / "model")
+        m["model_dir"] = str(out_dir / "model")  # relative: the results folder can move
         run.metrics({k: v for k, v in m.items() if isinstance(v, (int, float)) and v is not None})
         atomic_write_text(out, json.dumps(m, indent=2))
     return m
@@ -65,7 +65,7 @@ def run_rl_stage(cfg: ExperimentConfig, manifest: Path, rl_data: Path, init_mode
                                                   "reward_trace", "reward_state", "reward_length_penalty",
                                                   "reward_format_penalty", "tools/call_frequency",
                                                   "tools/failure_frequency", "completions/mean_length"))
-        m["model_dir"] = str(out_dir / "model")
+        m["model_dir"] = str(out_dir / "model")  # relative: the results folder can move
         run.metrics({k: v for k, v in m.items() if isinstance(v, (int, float)) and v is not None})
         atomic_write_text(out, json.dumps(m, indent=2))
     return m
