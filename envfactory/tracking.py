@@ -20,7 +20,9 @@ os.environ.setdefault("DO_NOT_TRACK", "true")
 PARENT_ENV = "ENVFACTORY_MLFLOW_PARENT_RUN"
 
 
-def git_sha(cwd: str | Path = ".") -> str:
+def git_sha(cwd: str | Path | None = None) -> str:
+    """The commit of the code that ran (not of the working directory, which may be any results folder)."""
+    cwd = cwd or Path(__file__).resolve().parents[1]
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10)
         return out.stdout.strip() or "unknown"

@@ -14,6 +14,8 @@ rule eval_bench:
         model=lambda wc, input: f"--model {input.model}" if input.model else "",
     log:
         f"{OUT}/logs/eval_{{bench}}.log",
+    resources:
+        gpu=min(TRAIN_GPUS, 1),
     shell:
         "{ENVFACTORY} eval {wildcards.bench} --config {input.cfg} {params.model} --name {MODEL}-{FINAL_STAGE}"
         " --out {output} > {log} 2>&1"

@@ -1,8 +1,14 @@
 # Training: `sft` -> `rl` on the offered view of the datasets, and `eval_envs` (held-out environment success)
-# for the base model and every trained stage. GPUs and memory are Snakemake resources (the SLURM profile maps
-# them to the allocation); on a CPU-only machine they are 0 and the trainers run on CPU.
+# for the base model and every trained stage. GPUs come from the model card (config/models/<model>.yaml) as the
+# `gpu` resource (the SLURM profile turns it into the allocation); with more than one GPU the trainer is started
+# by `accelerate launch` inside that allocation, with the card's DeepSpeed ZeRO config. 0 GPUs = CPU.
+from envfactory.train.model_card import load_card
 
-TRAIN_GPUS = 0 if not CFG.train.sft.deepspeed else 1
+CARD = load_card(MODEL)
+TRAIN_GPUS = CARD.gpus
+TRAIN = (f"{sys.executable} -m accelerate.commands.launch --num_processes {TRAIN_GPUS} -m envfactory"
+         if TRAIN_GPUS > 1 else ENVFACTORY)
+TRAIN_MEM_MB = max(8000, int(CARD.params_b * 60000))  # ~60 GB host RAM per billion params (ZeRO-3 offload)
 
 
 rule sft:
@@ -14,10 +20,10 @@ rule sft:
     log:
         f"{OUT}/logs/sft.log",
     resources:
-        gpus=TRAIN_GPUS,
-        mem_mb=8000,
+        gpu=TRAIN_GPUS,
+        mem_mb=TRAIN_MEM_MB,
     shell:
-        "{ENVFACTORY} train sft --config {input.cfg} --data {input.data} --out {output} > {log} 2>&1"
+        "{TRAIN} train sft --config {input.cfg} --data {input.data} --out {output} > {log} 2>&1"
 
 
 rule rl:
@@ -33,10 +39,10 @@ rule rl:
     log:
         f"{OUT}/logs/rl.log",
     resources:
-        gpus=TRAIN_GPUS,
-        mem_mb=12000,
+        gpu=TRAIN_GPUS,
+        mem_mb=TRAIN_MEM_MB,
     shell:
-        "{ENVFACTORY} train rl --config {input.cfg} --manifest {input.manifest} --data {input.data}"
+        "{TRAIN} train rl --config {input.cfg} --manifest {input.manifest} --data {input.data}"
         " --init {params.init:q} --out {output} > {log} 2>&1"
 
 
@@ -54,6 +60,8 @@ rule eval_envs:
         model=lambda wc, input: f"--model {input.model}" if input.model else "",
     log:
         f"{OUT}/logs/eval_envs_{{stage}}.log",
+    resources:
+        gpu=min(TRAIN_GPUS, 1),
     shell:
         "{ENVFACTORY} eval-envs --config {input.cfg} --manifest {input.manifest} --data {input.data}"
         " {params.model} --stage {wildcards.stage} --out {output} > {log} 2>&1"

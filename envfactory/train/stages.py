@@ -23,6 +23,27 @@ def base_model_ref(cfg: ExperimentConfig) -> str:
     return card.hub_id if card.source == "hub" else card.name
 
 
+def card_settings(cfg: ExperimentConfig):
+    """SFT / RL settings at the model's scale: the card fills what the experiment config leaves unset.
+
+    A field the config sets explicitly wins; otherwise batch sizes, sequence length, learning rates, LoRA and
+    (when a GPU is present) the card's DeepSpeed stage come from `config/models/<model>.yaml`.
+    """
+    import torch
+
+    card = load_card(cfg.train.model)
+    sft, rl = cfg.train.sft, cfg.train.rl
+    sft_card = {"per_device_train_batch_size": card.per_device_train_batch_size,
+                "gradient_accumulation_steps": card.gradient_accumulation_steps, "max_length": card.max_length,
+                "learning_rate": card.sft_learning_rate, "lora": card.lora}
+    rl_card = {"learning_rate": card.rl_learning_rate, "lora": card.lora}
+    if card.deepspeed_stage and torch.cuda.is_available():
+        sft_card["deepspeed"] = rl_card["deepspeed"] = str(card.deepspeed_config())
+    sft = sft.model_copy(update={k: v for k, v in sft_card.items() if k not in sft.model_fields_set})
+    rl = rl.model_copy(update={k: v for k, v in rl_card.items() if k not in rl.model_fields_set})
+    return sft, rl
+
+
 def model_ref(ref: str) -> str:
     """A stage's metrics.json -> its saved model dir; anything else is already a model name/path."""
     if ref.endswith(".json"):
@@ -41,9 +62,10 @@ def run_sft_stage(cfg: ExperimentConfig, sft_data: Path, out: Path) -> dict:
 
     out_dir = out.parent
     with rule_run("sft", cfg) as run:
-        run.params({"model": cfg.train.model, **{f"sft.{k}": v for k, v in cfg.train.sft.model_dump().items()},
+        settings, _ = card_settings(cfg)
+        run.params({"model": cfg.train.model, **{f"sft.{k}": v for k, v in settings.model_dump().items()},
                     **{f"view.{k}": v for k, v in cfg.train.view.model_dump().items()}})
-        m = run_sft(cfg.train.sft, base_model_ref(cfg), cfg.train.view, sft_data, out_dir)
+        m = run_sft(settings, base_model_ref(cfg), cfg.train.view, sft_data, out_dir)
         _history_metrics(run, m.pop("history", []), ("loss", "grad_norm", "learning_rate"))
         m["model_dir"] = str(out_dir / "model")  # relative: the results folder can move
         run.metrics({k: v for k, v in m.items() if isinstance(v, (int, float)) and v is not None})
@@ -56,10 +78,12 @@ def run_rl_stage(cfg: ExperimentConfig, manifest: Path, rl_data: Path, init_mode
 
     out_dir = out.parent
     with rule_run("rl", cfg) as run:
+        _, settings = card_settings(cfg)
         run.params({"model": cfg.train.model, "init": init_model,
-                    **{f"rl.{k}": v for k, v in cfg.train.rl.model_dump().items() if k != "reward"},
-                    **{f"reward.{k}": v for k, v in cfg.train.rl.reward.model_dump().items()}})
-        m = run_rl(cfg.train.rl, model_ref(init_model), cfg.train.view, rl_data, admitted_packages(manifest),
+                    **{f"rl.{k}": v for k, v in settings.model_dump().items() if k != "reward"},
+                    **{f"reward.{k}": v for k, v in settings.reward.model_dump().items()}})
+        m = run_rl(settings, model_ref(init_model) if init_model else base_model_ref(cfg), cfg.train.view, rl_data,
+                   admitted_packages(manifest),
                    out_dir, sandbox=cfg.envs.sandbox)
         _history_metrics(run, m.pop("history"), ("loss", "reward", "reward_std", "kl", "entropy",
                                                   "reward_trace", "reward_state", "reward_length_penalty",
