@@ -133,6 +133,23 @@ def pass_hat_k(successes_per_task: list[tuple[int, int]], k: int) -> float:
     return sum(vals) / len(vals) if vals else 0.0
 
 
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def pick_categories(requested: list[str], default: list[str], known: list[str], bench: str) -> list[str]:
+    """The requested categories (default when none), refusing unknown ones loudly."""
+    chosen = list(requested) or list(default)
+    unknown = [c for c in chosen if c not in known]
+    if unknown:
+        raise ValueError(f"{bench}: unknown categories {unknown}; known: {list(known)}")
+    return chosen
+
+
 def dir_checksum(path: Path) -> str:
     """sha256 over relative paths and bytes of every file under `path` (or of one file)."""
     h = hashlib.sha256()

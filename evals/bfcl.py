@@ -21,6 +21,7 @@ import contextlib
 import time
 
 from evals.base import (
+    pick_categories,
     BenchmarkResult,
     CategoryScore,
     EvalContext,
@@ -50,10 +51,7 @@ class BFCL:
     def run(self, ctx: EvalContext) -> BenchmarkResult:
         t0 = time.time()
         spec = ctx.policy
-        categories = list(ctx.categories) or list(DEFAULT_CATEGORIES)
-        unknown = [c for c in categories if c not in DEFAULT_CATEGORIES + EXTRA_CATEGORIES]
-        if unknown:
-            raise ValueError(f"unknown BFCL categories {unknown}; known: {DEFAULT_CATEGORIES + EXTRA_CATEGORIES}")
+        categories = pick_categories(ctx.categories, DEFAULT_CATEGORIES, DEFAULT_CATEGORIES + EXTRA_CATEGORIES, "bfcl")
         if spec.kind == "model" and spec.provider is None:
             raise ValueError("bfcl: kind=model needs a provider")
         try:

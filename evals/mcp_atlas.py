@@ -33,7 +33,7 @@ from typing import Any
 from envfactory.agent.loop import run_episode
 from envfactory.llm import ChatRequest, LLMClient, Message, ToolCall
 
-from .base import (BenchmarkResult, CategoryScore, EvalContext, dir_checksum, idle_policy, mean_stderr,
+from .base import (BenchmarkResult, CategoryScore, EvalContext, dir_checksum, file_sha256, idle_policy, mean_stderr,
                    model_policy, pass_hat_k, register_benchmark, unavailable)
 from .mcp_servers import LOCAL_SERVERS, VIRTUAL_ROOT
 
@@ -140,14 +140,6 @@ def load_tasks(path: Path) -> list[Task]:
     return tasks
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def fetch_full_set(dest: Path, url: str = FULL_SET_URL, sha256: str = FULL_SET_SHA256) -> Path:
     """Download the full task file into `dest` (only when asked; never from a benchmark run) and verify it."""
     if not sha256:
@@ -157,7 +149,7 @@ def fetch_full_set(dest: Path, url: str = FULL_SET_URL, sha256: str = FULL_SET_S
     tmp = target.with_suffix(target.suffix + ".part")
     with urllib.request.urlopen(url, timeout=120) as resp, open(tmp, "wb") as f:  # an explicit, checksummed URL
         shutil.copyfileobj(resp, f)
-    got = sha256_file(tmp)
+    got = file_sha256(tmp)
     if got != sha256.lower():
         tmp.unlink()
         raise ValueError(f"checksum mismatch for {url}: got {got}, expected {sha256}")
@@ -178,7 +170,7 @@ def resolve_data(data_dir: Path | None) -> tuple[Path, Path, Path]:
     source = root / "source.json"
     if source.is_file():  # a fetched set: re-verify, so a truncated or edited file is never scored
         expected = json.loads(source.read_text()).get("sha256", "")
-        if expected and sha256_file(tasks) != expected:
+        if expected and file_sha256(tasks) != expected:
             raise ValueError(f"{tasks} does not match the sha256 recorded in {source}")
     files = root / "files" if (root / "files").is_dir() else SAMPLE_DIR / "files"
     memory_dir = root / "memory" if (root / "memory").is_dir() else SAMPLE_DIR / "memory"

@@ -6,7 +6,6 @@ reason, never silently missing. Paper numbers come from `config/paper_results.ya
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -19,7 +18,7 @@ from pydantic import BaseModel, Field
 from envfactory.config import ExperimentConfig
 from envfactory.io import atomic_write_text
 
-from .base import BenchmarkResult
+from .base import BenchmarkResult, file_sha256
 
 RESULTS_SCHEMA_VERSION = 1
 PAPER_RESULTS = Path(__file__).resolve().parents[1] / "config" / "paper_results.yaml"
@@ -47,14 +46,6 @@ class ModelResults(BaseModel):
     training: dict[str, dict] = Field(default_factory=dict, description="stage -> training metrics summary")
     paper: dict[str, float] = Field(default_factory=dict, description="the paper's reported numbers, when known")
     provenance: Provenance
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def package_versions() -> dict[str, str]:

@@ -26,6 +26,7 @@ from envfactory.llm.registry import ProviderConfig
 
 from .base import (
     BenchmarkResult,
+    pick_categories,
     CategoryScore,
     EvalContext,
     mean_stderr,
@@ -112,10 +113,7 @@ class Tau2:
     def run(self, ctx: EvalContext) -> BenchmarkResult:
         t0 = time.time()
         pol = ctx.policy
-        domains = list(ctx.categories) or list(DOMAINS)
-        unknown = [d for d in domains if d not in DOMAINS]
-        if unknown:
-            raise ValueError(f"tau2: unknown categories {unknown}; known: {list(DOMAINS)}")
+        domains = pick_categories(ctx.categories, list(DOMAINS), list(DOMAINS), "tau2")
 
         def na(reason: str) -> BenchmarkResult:
             res = unavailable("tau2", self.version, pol.name, reason)

@@ -7,7 +7,6 @@ environment the gold trajectory leaves untouched, the gold calls were made (doin
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from pydantic import BaseModel
 

@@ -75,7 +75,7 @@ def test_unavailable_when_venv_cannot_be_built(tmp_path, monkeypatch):
     monkeypatch.setattr(bfcl, "ensure_venv", broken)
     res = get_benchmark("bfcl").run(_ctx(tmp_path, PolicySpec(kind="idle", name="idle"), ["simple"], 1))
     assert res.status == "unavailable" and "no index" in res.reason and res.categories == []
-    with pytest.raises(ValueError, match="unknown BFCL categories"):
+    with pytest.raises(ValueError, match="bfcl: unknown categories"):
         get_benchmark("bfcl").run(_ctx(tmp_path, PolicySpec(kind="idle", name="idle"), ["sql"], 1))
 
 
