@@ -6,7 +6,8 @@ import runpy
 import sys
 from pathlib import Path
 
-BENCHMARKS = {"env-latency": "env_latency.py", "sft-overhead": "sft_overhead.py"}
+BENCHMARKS = {"env-latency": "env_latency.py", "sft-overhead": "sft_overhead.py",
+              "dag-overhead": "dag_overhead.py"}
 
 
 def run_benchmark(name: str, as_json: bool, extra: list[str]) -> int:

@@ -265,7 +265,8 @@ def cmd_report(args) -> int:
     cfg = load_config(args.config)
     training = dict(item.split("=", 1) for item in args.training)
     res = build_results(cfg, [Path(f) for f in args.benchmarks], [Path(f) for f in args.heldout],
-                        {k: Path(v) for k, v in training.items()}, [Path(f) for f in args.data])
+                        {k: Path(v) for k, v in training.items()}, [Path(f) for f in args.data],
+                        Path(args.contamination) if args.contamination else None)
     write_results(res, Path(args.out))
     for name, b in res.benchmarks.items():
         print(f"{name:10s} {b.status:11s} " + (f"{b.score:.3f}" if b.score is not None else b.reason[:100]))
@@ -383,6 +384,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--heldout", nargs="*", default=[])
     p.add_argument("--training", nargs="*", default=[], help="stage=metrics.json")
     p.add_argument("--data", nargs="*", default=[], help="files whose checksums go into provenance")
+    p.add_argument("--contamination", help="contamination.json (evals/contamination.py)")
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_report)
 
@@ -403,7 +405,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_config_schema)
 
     p = sub.add_parser("bench", help="performance benchmarks (benchmarks/*.py)")
-    p.add_argument("name", choices=["env-latency", "sft-overhead"])
+    p.add_argument("name", choices=["env-latency", "sft-overhead", "dag-overhead"])
     p.add_argument("--json", action="store_true")
     p.add_argument("extra", nargs=argparse.REMAINDER)
     p.set_defaults(func=cmd_bench)

@@ -45,6 +45,9 @@ class ModelResults(BaseModel):
     heldout: dict[str, dict] = Field(default_factory=dict, description="stage -> held-out environment success")
     training: dict[str, dict] = Field(default_factory=dict, description="stage -> training metrics summary")
     paper: dict[str, float] = Field(default_factory=dict, description="the paper's reported numbers, when known")
+    contamination: dict[str, dict] = Field(default_factory=dict, description="benchmark -> overlap counts with the "
+                                                                             "training environments (full list: "
+                                                                             "evals/contamination.json)")
     provenance: Provenance
 
 
@@ -70,7 +73,8 @@ def _count_cache(cfg: ExperimentConfig) -> int:
 
 
 def build_results(cfg: ExperimentConfig, bench_files: list[Path], heldout_files: list[Path],
-                  training_files: dict[str, Path], data_files: list[Path]) -> ModelResults:
+                  training_files: dict[str, Path], data_files: list[Path],
+                  contamination_file: Path | None = None) -> ModelResults:
     from envfactory.tracking import PARENT_ENV, git_sha
 
     benchmarks = {}
@@ -85,8 +89,12 @@ def build_results(cfg: ExperimentConfig, bench_files: list[Path], heldout_files:
     for stage, f in training_files.items():
         d = json.loads(f.read_text())
         training[stage] = {k: v for k, v in d.items() if isinstance(v, (int, float, str)) or v is None}
+    contamination = {}
+    if contamination_file is not None:
+        for bench, c in json.loads(contamination_file.read_text())["benchmarks"].items():
+            contamination[bench] = {"checked": c["checked"], "reason": c.get("reason", ""), **c.get("counts", {})}
     stages = cfg.train.stages
-    return ModelResults(
+    return ModelResults(contamination=contamination,
         model=cfg.train.model, final_stage=stages[-1] if stages else "base", benchmarks=benchmarks,
         heldout=heldout, training=training, paper=paper_numbers(cfg.train.model),
         provenance=Provenance(

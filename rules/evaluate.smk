@@ -19,3 +19,17 @@ rule eval_bench:
     shell:
         "{ENVFACTORY} eval {wildcards.bench} --config {input.cfg} {params.model} --name {MODEL}-{FINAL_STAGE}"
         " --out {output} > {log} 2>&1"
+
+
+rule contamination:
+    """Training environments vs benchmark backends (tool names, signatures, scenario values). After the
+    evaluations, so the isolated benchmarks' venvs (BFCL-v3, tau2 data) exist and are checked too."""
+    input:
+        manifest=MANIFEST,
+        evals=expand(f"{EVALS_DIR}/{{bench}}.json", bench=CFG.evaluation.benchmarks),
+    output:
+        f"{OUT}/evals/contamination.json",
+    log:
+        f"{OUT}/logs/contamination.log",
+    shell:
+        "{sys.executable} -m evals.contamination {input.manifest} --out {output} > {log} 2>&1"

@@ -8,6 +8,7 @@ rule report:
         heldout=expand(f"{TRAIN_DIR}/eval_envs/{{stage}}.json", stage=["base"] + STAGES),
         training=[stage_metrics(s) for s in STAGES],
         data=[SFT_DATA, RL_DATA, MANIFEST],
+        contamination=f"{OUT}/evals/contamination.json",
     output:
         HEADLINE,
     params:
@@ -16,4 +17,5 @@ rule report:
         f"{OUT}/logs/report.log",
     shell:
         "{ENVFACTORY} report --config {input.cfg} --benchmarks {input.benchmarks} --heldout {input.heldout}"
-        " --training {params.training} --data {input.data} --out {output} > {log} 2>&1"
+        " --training {params.training} --data {input.data} --contamination {input.contamination}"
+        " --out {output} > {log} 2>&1"

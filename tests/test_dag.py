@@ -105,6 +105,8 @@ def test_dag_reaches_the_headline_results(tmp_path):
     assert res.benchmarks["tau2"].status == "unavailable" and "user simulator" in res.benchmarks["tau2"].reason
     assert res.benchmarks["mcp_atlas"].status == "unavailable" and "judge" in res.benchmarks["mcp_atlas"].reason
     assert set(res.heldout) == {"base", "sft", "rl"} and res.final_stage == "rl"
+    assert set(res.contamination) == {"bfcl", "tau2", "mcp_atlas", "vitabench"}
+    assert res.contamination["vitabench"]["checked"] is True
     assert res.training["rl"]["steps"] == 1 and res.training["sft"]["steps"] == 1
     assert re.fullmatch(r"[0-9a-f]{40}", res.provenance.git_sha) and res.provenance.data_checksums
 
