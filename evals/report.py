@@ -35,6 +35,7 @@ class Provenance(BaseModel):
     package_versions: dict[str, str]
     data_checksums: dict[str, str] = Field(description="sha256 of the datasets and manifest the model was trained on")
     llm_cache_keys: int = Field(0, description="LLM cache entries present when the report was written")
+    config: dict = Field(default_factory=dict, description="the resolved experiment config (re-run from it)")
 
 
 class ModelResults(BaseModel):
@@ -101,7 +102,8 @@ def build_results(cfg: ExperimentConfig, bench_files: list[Path], heldout_files:
             experiment=cfg.experiment, config_hash=cfg.config_hash(), git_sha=git_sha(Path(__file__).resolve().parents[1]),
             created_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             mlflow_parent_run_id=os.environ.get(PARENT_ENV), package_versions=package_versions(),
-            data_checksums={str(p): file_sha256(p) for p in data_files}, llm_cache_keys=_count_cache(cfg)))
+            data_checksums={str(p): file_sha256(p) for p in data_files}, llm_cache_keys=_count_cache(cfg),
+            config=cfg.model_dump(mode="json")))
 
 
 def write_results(results: ModelResults, out: Path) -> None:
