@@ -32,6 +32,8 @@ class SFTSettings(BaseModel):
     deepspeed: str | None = Field(None, description="DeepSpeed JSON config (GPU runs)")
     seed: int = 0
     logging_steps: int = 5
+    save_steps: int | None = Field(None, description="checkpoint interval for resuming (None = half-way; "
+                                                     "0 = no intermediate checkpoint)")
 
 
 def tokenize_example(tokenizer, messages: list[dict], tools: list[dict], max_length: int) -> dict[str, Any] | None:
@@ -90,7 +92,8 @@ def run_sft(settings: SFTSettings, model: str, view: TrainView, sft_path: Path, 
                      learning_rate=settings.learning_rate, per_device_train_batch_size=settings.per_device_train_batch_size,
                      gradient_accumulation_steps=settings.gradient_accumulation_steps, warmup_steps=settings.warmup_steps,
                      logging_steps=min(settings.logging_steps, settings.max_steps),
-                     save_steps=max(1, settings.max_steps // 2), save_total_limit=1,
+                     save_strategy="no" if settings.save_steps == 0 else "steps",
+                     save_steps=settings.save_steps or max(1, settings.max_steps // 2), save_total_limit=1,
                      max_length=settings.max_length, report_to=[], seed=settings.seed,
                      deepspeed=settings.deepspeed, use_cpu=not gpu, dataloader_num_workers=0,
                      # TRL defaults to bf16 + activation checkpointing: right on GPUs, ~10x slower on a CPU
