@@ -112,7 +112,17 @@ def build_scripted_parties():
     def say(content: str) -> AssistantMessage:
         return AssistantMessage(role="assistant", content=content, cost=0.0)
 
-    class OracleAgent(LocalAgent):
+    class ScriptedAgent(LocalAgent):
+        """No model behind it: the stop token ends the conversation and there is no seed to set."""
+
+        @classmethod
+        def is_stop(cls, message) -> bool:
+            return bool(message.content) and STOP in message.content
+
+        def set_seed(self, seed: int):
+            pass
+
+    class OracleAgent(ScriptedAgent):
         """Replays the gold actions in order: assistant-side ones as its own tool calls, user-side ones by asking
         the (scripted) user to perform them; then says every communicate_info string; then stops."""
 
@@ -142,14 +152,7 @@ def build_scripted_parties():
                 return say(text), state
             return say(STOP), state
 
-        @classmethod
-        def is_stop(cls, message) -> bool:
-            return bool(message.content) and STOP in message.content
-
-        def set_seed(self, seed: int):
-            pass
-
-    class IdleAgent(LocalAgent):
+    class IdleAgent(ScriptedAgent):
         """Calls nothing, says nothing useful: ends the conversation at its first turn."""
 
         def get_init_state(self, message_history=None):
@@ -157,13 +160,6 @@ def build_scripted_parties():
 
         def generate_next_message(self, message, state):
             return say(STOP), state
-
-        @classmethod
-        def is_stop(cls, message) -> bool:
-            return bool(message.content) and STOP in message.content
-
-        def set_seed(self, seed: int):
-            pass
 
     class ScriptedUser(BaseUser):
         """Opens with a fixed request; performs the user-side gold action the oracle agent names (one tool call),
