@@ -14,7 +14,7 @@ from ..agent.loop import Policy, run_episode
 from ..env.package import EnvPackage
 from ..env.sandbox import SandboxedEnv
 from ..llm import Message
-from .rewards import RewardConfig, RolloutOutcome, composite_reward
+from .rewards import RewardConfig, composite_reward, row_outcome
 from .rl import row_tools, task_rows  # noqa: F401 - task_rows: the rows evaluate() takes
 
 
@@ -47,15 +47,11 @@ def evaluate(policy: Policy, rows: list[dict], packages: dict[str, EnvPackage], 
                 initial[env] = sessions[env].state_hash()
             # The same naming as when the row was written; the same tool subset as training showed.
             tools, routes = row_tools(row, packages, max_tools, seed)
-            gold = json.loads(row["gold_calls"])
             messages = [Message(role=m["role"], content=m["content"] or "") for m in row["prompt"]]
             ep = run_episode(policy, sessions, routes, tools, messages, max_turns, max_tool_chars=max_tool_chars,
                              shorten=shorten)
-            outcome = RolloutOutcome(
-                gold_calls=[(g["env"], g["tool"], g["arguments"]) for g in gold],
-                predicted_calls=[(c.env, c.tool, c.arguments) for c in ep.calls], format_errors=ep.format_errors,
-                final_state_hash={e: sessions[e].state_hash() for e in scenarios},
-                expected_state_hash=json.loads(row["expected_state_hash"]), initial_state_hash=initial)
+            outcome = row_outcome(row, [(c.env, c.tool, c.arguments) for c in ep.calls], ep.format_errors,
+                                  {e: sessions[e].state_hash() for e in scenarios}, initial)
             r = composite_reward(outcome, reward)
             ok = r["state"] == 1.0
             totals["success"] += ok

@@ -14,6 +14,8 @@ tau             fixed (0.5) or linear from 0.9 to 0.1 over training
 
 from __future__ import annotations
 
+import json
+
 from typing import Any, Callable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -32,6 +34,16 @@ class RolloutOutcome(BaseModel):
     final_state_hash: dict[str, str]
     expected_state_hash: dict[str, str]
     initial_state_hash: dict[str, str]
+
+
+def row_outcome(row: dict, predicted_calls: list, format_errors: int, final_state_hash: dict[str, str],
+                initial_state_hash: dict[str, str]) -> RolloutOutcome:
+    """The outcome of an episode on an RL row (its gold calls and expected final state hashes)."""
+    return RolloutOutcome(gold_calls=[(g["env"], g["tool"], g["arguments"]) for g in json.loads(row["gold_calls"])],
+                          predicted_calls=predicted_calls, format_errors=format_errors,
+                          final_state_hash=final_state_hash,
+                          expected_state_hash=json.loads(row["expected_state_hash"]),
+                          initial_state_hash=initial_state_hash)
 
 
 class RewardConfig(BaseModel):

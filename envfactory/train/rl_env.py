@@ -16,7 +16,7 @@ from typing import Any
 
 from ..env.package import EnvPackage
 from ..env.sandbox import SandboxedEnv, SandboxLimits
-from .rewards import RolloutOutcome
+from .rewards import RolloutOutcome, row_outcome
 from .rows import truncate_tokens
 
 _JSON_TO_PY = {"string": str, "integer": int, "number": float, "boolean": bool, "array": list, "object": dict}
@@ -112,12 +112,8 @@ class TaskEnvironment:
 
     def outcome(self, format_errors: int = 0) -> RolloutOutcome:
         """Score inputs of the finished rollout; returns the sandbox workers to the pool."""
-        gold = json.loads(self._row["gold_calls"])
-        outcome = RolloutOutcome(gold_calls=[(g["env"], g["tool"], g["arguments"]) for g in gold],
-                                 predicted_calls=list(self._calls), format_errors=format_errors,
-                                 final_state_hash={e: s.state_hash() for e, s in self._sessions.items()},
-                                 expected_state_hash=json.loads(self._row["expected_state_hash"]),
-                                 initial_state_hash=dict(self._initial))
+        outcome = row_outcome(self._row, list(self._calls), format_errors,
+                              {e: s.state_hash() for e, s in self._sessions.items()}, dict(self._initial))
         self._give_back()
         return outcome
 
