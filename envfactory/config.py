@@ -32,6 +32,8 @@ class EnvsConfig(_Strict):
     extra_dirs: list[str] = Field(default_factory=list,
                                   description="further environment packages (folders) to admit, e.g. imported ones")
     sandbox: SandboxLimits = Field(default_factory=SandboxLimits)
+    count: int | None = Field(None, ge=1, description="training environments admitted (held-out ones always are): "
+                                                      "a seeded, nested subset of the verified ones; null = all")
 
 
 class EnvGenConfig(_Strict):
@@ -109,6 +111,13 @@ class TrackingConfig(_Strict):
     experiment_name: str = "envfactory"
 
 
+class SweepMember(_Strict):
+    """Which sweep point an experiment is; set by sweep expansion (envfactory/sweep.py), never by hand."""
+    name: str
+    variant: str
+    seed: int
+
+
 class ExperimentConfig(_Strict):
     experiment: str = Field("default", pattern=r"^[A-Za-z0-9_.-]+$", description="name; outputs go to results/<experiment>/")
     seed: int = 0
@@ -119,12 +128,16 @@ class ExperimentConfig(_Strict):
     train: TrainConfig = Field(default_factory=TrainConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    sweep: SweepMember | None = Field(None, description="set by sweep expansion: the sweep, variant and seed")
 
     def out_dir(self) -> Path:
         return Path(self.results_dir) / self.experiment
 
     def config_hash(self) -> str:
-        return hashlib.sha256(json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:16]
+        """Identity of the experiment: everything but where outputs and runs are written (so a relocated
+        re-run, e.g. `envfactory repro`, has the same hash and byte-identical manifests)."""
+        ident = self.model_dump(mode="json", exclude={"results_dir", "tracking"})
+        return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def load_config(path: str | Path) -> ExperimentConfig:

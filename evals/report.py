@@ -106,5 +106,25 @@ def build_results(cfg: ExperimentConfig, bench_files: list[Path], heldout_files:
             config=cfg.model_dump(mode="json")))
 
 
+def headline_metrics(results: ModelResults) -> dict[str, float]:
+    """Flat metrics under the same keys for every experiment: what MLflow compares and sweep reports plot.
+
+    `heldout` (final stage) and `heldout.<stage>`: held-out environment success; `<bench>`: task-weighted score;
+    `<bench>.<category>`: per category. Unavailable benchmarks are absent, not zero.
+    """
+    out: dict[str, float] = {}
+    for stage, h in results.heldout.items():
+        out[f"heldout.{stage}"] = float(h["success_rate"])
+    if results.final_stage in results.heldout:
+        out["heldout"] = out[f"heldout.{results.final_stage}"]
+    for name, b in results.benchmarks.items():
+        if b.status != "scored" or b.score is None:
+            continue
+        out[name] = float(b.score)
+        for c in b.categories:
+            out[f"{name}.{c.category}"] = float(c.score)
+    return out
+
+
 def write_results(results: ModelResults, out: Path) -> None:
     atomic_write_text(out, results.model_dump_json(indent=2))

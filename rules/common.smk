@@ -1,53 +1,73 @@
-# Shared paths, the resolved config and the MLflow parent run of this invocation.
+# Shared paths, the resolved configs and the MLflow parent run of this invocation.
+#
+# Every stage rule is written once over the `{out}` wildcard: an experiment's output folder. `POINTS` maps each
+# folder the DAG may build to its validated config: the invocation's experiment (results/<experiment>) and every
+# point of every sweep in config/experiments/ (results/<sweep>/<variant>-s<seed>, envfactory/sweep.py).
 import json
-import os
+import re
 import sys
 from pathlib import Path
 
 from envfactory.config import ExperimentConfig
+from envfactory.sweep import expand_sweep, load_sweeps
 from envfactory import tracking
 
 CFG = ExperimentConfig.model_validate(config)
 OUT = str(CFG.out_dir())
-CONFIG_JSON = f"{OUT}/config.json"
-MANIFEST = f"{OUT}/envs/manifest.json"
-GRAPH = f"{OUT}/graph/graph.json"
-DATA_DIR = f"{OUT}/data"
-CHAINS = f"{DATA_DIR}/chains.parquet"
-QUERIES = f"{DATA_DIR}/queries.parquet"
-TRAJECTORIES = f"{DATA_DIR}/trajectories.parquet"
-SFT_DATA = f"{DATA_DIR}/sft.parquet"
-RL_DATA = f"{DATA_DIR}/rl.parquet"
 ENVFACTORY = f"{sys.executable} -m envfactory"
-TRAIN_DIR = f"{OUT}/train"
+# Sweeps shipped with the workflow and any in the working directory's own config/experiments/.
+SWEEPS = load_sweeps([Path(workflow.basedir) / "config" / "experiments", Path("config") / "experiments"])
+POINTS = {OUT: CFG}
+SWEEP_POINTS = {}
+for _name, (_spec, _path) in SWEEPS.items():
+    SWEEP_POINTS[_name] = expand_sweep(_spec, config, _path.parent)
+    POINTS.update(SWEEP_POINTS[_name])
+
 MODEL = CFG.train.model
 STAGES = list(CFG.train.stages)
 FINAL_STAGE = STAGES[-1] if STAGES else "base"
-EVALS_DIR = f"{OUT}/evals/{MODEL}"
 HEADLINE = f"{CFG.results_dir}/{MODEL}.json"
 
+wildcard_constraints:
+    out="|".join(re.escape(o) for o in POINTS),
+    sweep="|".join(re.escape(s) for s in SWEEPS) or "(?!)",
+    stage="base|sft|rl",
+    bench="bfcl|tau2|mcp_atlas|vitabench",
 
-def stage_metrics(stage):
+
+def cfg_of(wc):
+    return POINTS[wc.out]
+
+
+def stage_metrics(out, stage):
     """A training stage's metrics.json (its model lives beside it); the base model has none."""
-    return f"{TRAIN_DIR}/{stage}/metrics.json" if stage != "base" else []
+    return f"{out}/train/{stage}/metrics.json" if stage != "base" else []
 
 
-def _package_files():
+def final_stage(cfg):
+    return cfg.train.stages[-1] if cfg.train.stages else "base"
+
+
+_PACKAGE_FILES = {}
+
+
+def package_files(wc):
     """Files of the selected environment packages: editing one re-runs the envs stage."""
     from envfactory.env.manifest import selected_packages
 
-    return sorted(str(f) for _, pkg in selected_packages(CFG) for f in pkg.files())
-
-
-ENV_PACKAGE_FILES = _package_files()
+    cfg = cfg_of(wc)
+    key = json.dumps(cfg.envs.model_dump(mode="json", exclude={"count"}), sort_keys=True)
+    if key not in _PACKAGE_FILES:
+        _PACKAGE_FILES[key] = sorted(str(f) for _, pkg in selected_packages(cfg) for f in pkg.files())
+    return _PACKAGE_FILES[key]
 
 
 rule resolved_config:
     """The validated config as the stages see it; params make a config change re-run downstream rules."""
     output:
-        CONFIG_JSON,
+        "{out}/config.json",
     params:
-        cfg=json.dumps(CFG.model_dump(mode="json"), sort_keys=True),
+        cfg=lambda wc: json.dumps(cfg_of(wc).model_dump(mode="json"), sort_keys=True),
     run:
         from envfactory.io import atomic_write_text
 

@@ -4,13 +4,13 @@
 
 rule sample:
     input:
-        cfg=CONFIG_JSON,
-        manifest=MANIFEST,
-        graph=GRAPH,
+        cfg="{out}/config.json",
+        manifest="{out}/envs/manifest.json",
+        graph="{out}/graph/graph.json",
     output:
-        CHAINS,
+        "{out}/data/chains.parquet",
     log:
-        f"{OUT}/logs/sample.log",
+        "{out}/logs/sample.log",
     shell:
         "{ENVFACTORY} data sample --config {input.cfg} --manifest {input.manifest} --graph {input.graph}"
         " --out {output} > {log} 2>&1"
@@ -18,13 +18,13 @@ rule sample:
 
 rule queries:
     input:
-        cfg=CONFIG_JSON,
-        manifest=MANIFEST,
-        chains=CHAINS,
+        cfg="{out}/config.json",
+        manifest="{out}/envs/manifest.json",
+        chains="{out}/data/chains.parquet",
     output:
-        QUERIES,
+        "{out}/data/queries.parquet",
     log:
-        f"{OUT}/logs/queries.log",
+        "{out}/logs/queries.log",
     shell:
         "{ENVFACTORY} data queries --config {input.cfg} --manifest {input.manifest} --chains {input.chains}"
         " --out {output} > {log} 2>&1"
@@ -32,14 +32,14 @@ rule queries:
 
 rule rollouts:
     input:
-        cfg=CONFIG_JSON,
-        manifest=MANIFEST,
-        chains=CHAINS,
-        queries=QUERIES,
+        cfg="{out}/config.json",
+        manifest="{out}/envs/manifest.json",
+        chains="{out}/data/chains.parquet",
+        queries="{out}/data/queries.parquet",
     output:
-        TRAJECTORIES,
+        "{out}/data/trajectories.parquet",
     log:
-        f"{OUT}/logs/rollouts.log",
+        "{out}/logs/rollouts.log",
     shell:
         "{ENVFACTORY} data rollouts --config {input.cfg} --manifest {input.manifest} --chains {input.chains}"
         " --queries {input.queries} --out {output} > {log} 2>&1"
@@ -47,16 +47,16 @@ rule rollouts:
 
 rule datasets:
     input:
-        cfg=CONFIG_JSON,
-        manifest=MANIFEST,
-        chains=CHAINS,
-        queries=QUERIES,
-        trajectories=TRAJECTORIES,
+        cfg="{out}/config.json",
+        manifest="{out}/envs/manifest.json",
+        chains="{out}/data/chains.parquet",
+        queries="{out}/data/queries.parquet",
+        trajectories="{out}/data/trajectories.parquet",
     output:
-        sft=SFT_DATA,
-        rl=RL_DATA,
+        sft="{out}/data/sft.parquet",
+        rl="{out}/data/rl.parquet",
     log:
-        f"{OUT}/logs/datasets.log",
+        "{out}/logs/datasets.log",
     shell:
         "{ENVFACTORY} data datasets --config {input.cfg} --manifest {input.manifest} --chains {input.chains}"
-        " --queries {input.queries} --trajectories {input.trajectories} --out {DATA_DIR} > {log} 2>&1"
+        " --queries {input.queries} --trajectories {input.trajectories} --out {wildcards.out}/data > {log} 2>&1"

@@ -1,28 +1,26 @@
 # Stage `envs`: EnvGen synthesis (when an LLM provider is configured), then admission of catalog, extra
 # and synthesized environments after sandbox verification.
 
-ENVGEN_DIR = f"{OUT}/envgen"
-
 
 rule envgen:
     input:
-        cfg=CONFIG_JSON,
+        cfg="{out}/config.json",
     output:
-        report=f"{ENVGEN_DIR}/report.json",
+        report="{out}/envgen/report.json",
     log:
-        f"{OUT}/logs/envgen.log",
+        "{out}/logs/envgen.log",
     shell:
-        "{ENVFACTORY} envgen --config {input.cfg} --out {ENVGEN_DIR} > {log} 2>&1"
+        "{ENVFACTORY} envgen --config {input.cfg} --out {wildcards.out}/envgen > {log} 2>&1"
 
 
 rule envs:
     input:
-        cfg=CONFIG_JSON,
-        envgen=rules.envgen.output.report,
-        packages=ENV_PACKAGE_FILES,
+        cfg="{out}/config.json",
+        envgen="{out}/envgen/report.json",
+        packages=package_files,
     output:
-        MANIFEST,
+        "{out}/envs/manifest.json",
     log:
-        f"{OUT}/logs/envs.log",
+        "{out}/logs/envs.log",
     shell:
-        "{ENVFACTORY} envs manifest --config {input.cfg} --envgen {ENVGEN_DIR} --out {output} > {log} 2>&1"
+        "{ENVFACTORY} envs manifest --config {input.cfg} --envgen {wildcards.out}/envgen --out {output} > {log} 2>&1"

@@ -1,23 +1,26 @@
-# Public benchmarks on the final model: one rule, one output per benchmark (evals/<model>/<bench>.json).
+# Public benchmarks on the final model: one rule, one output per benchmark ({out}/evals/<bench>.json).
 # Adapters whose pins conflict with the training stack (BFCL-v3, tau2) build and reuse their own virtualenv.
+
+
+def benchmark_files(wc):
+    return expand("{out}/evals/{bench}.json", out=wc.out, bench=cfg_of(wc).evaluation.benchmarks)
 
 
 rule eval_bench:
     input:
-        cfg=CONFIG_JSON,
-        model=stage_metrics(FINAL_STAGE),
+        cfg="{out}/config.json",
+        model=lambda wc: stage_metrics(wc.out, final_stage(cfg_of(wc))),
     output:
-        f"{EVALS_DIR}/{{bench}}.json",
-    wildcard_constraints:
-        bench="bfcl|tau2|mcp_atlas|vitabench",
+        "{out}/evals/{bench}.json",
     params:
         model=lambda wc, input: f"--model {input.model}" if input.model else "",
+        name=lambda wc: f"{cfg_of(wc).train.model}-{final_stage(cfg_of(wc))}",
     log:
-        f"{OUT}/logs/eval_{{bench}}.log",
+        "{out}/logs/eval_{bench}.log",
     resources:
-        gpu=min(TRAIN_GPUS, 1),
+        gpu=eval_gpus,
     shell:
-        "{ENVFACTORY} eval {wildcards.bench} --config {input.cfg} {params.model} --name {MODEL}-{FINAL_STAGE}"
+        "{ENVFACTORY} eval {wildcards.bench} --config {input.cfg} {params.model} --name {params.name}"
         " --out {output} > {log} 2>&1"
 
 
@@ -25,11 +28,11 @@ rule contamination:
     """Training environments vs benchmark backends (tool names, signatures, scenario values). After the
     evaluations, so the isolated benchmarks' venvs (BFCL-v3, tau2 data) exist and are checked too."""
     input:
-        manifest=MANIFEST,
-        evals=expand(f"{EVALS_DIR}/{{bench}}.json", bench=CFG.evaluation.benchmarks),
+        manifest="{out}/envs/manifest.json",
+        evals=benchmark_files,
     output:
-        f"{OUT}/evals/contamination.json",
+        "{out}/evals/contamination.json",
     log:
-        f"{OUT}/logs/contamination.log",
+        "{out}/logs/contamination.log",
     shell:
         "{sys.executable} -m evals.contamination {input.manifest} --out {output} > {log} 2>&1"

@@ -3,11 +3,11 @@
 
 rule graph:
     input:
-        cfg=CONFIG_JSON,
-        manifest=MANIFEST,
+        cfg="{out}/config.json",
+        manifest="{out}/envs/manifest.json",
     output:
-        GRAPH,
+        "{out}/graph/graph.json",
     log:
-        f"{OUT}/logs/graph.log",
+        "{out}/logs/graph.log",
     shell:
         "{ENVFACTORY} data graph --config {input.cfg} --manifest {input.manifest} --out {output} > {log} 2>&1"

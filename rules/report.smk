@@ -1,21 +1,69 @@
-# The headline file results/<model>.json: every configured benchmark, held-out success per stage, provenance.
+# Per experiment, {out}/results.json: every configured benchmark, held-out success per stage, provenance.
+# The invocation's experiment also gets the headline copy results/<model>.json.
+
+
+def training_files(wc):
+    return [stage_metrics(wc.out, s) for s in cfg_of(wc).train.stages]
 
 
 rule report:
     input:
-        cfg=CONFIG_JSON,
-        benchmarks=expand(f"{EVALS_DIR}/{{bench}}.json", bench=CFG.evaluation.benchmarks),
-        heldout=expand(f"{TRAIN_DIR}/eval_envs/{{stage}}.json", stage=["base"] + STAGES),
-        training=[stage_metrics(s) for s in STAGES],
-        data=[SFT_DATA, RL_DATA, MANIFEST],
-        contamination=f"{OUT}/evals/contamination.json",
+        cfg="{out}/config.json",
+        benchmarks=benchmark_files,
+        heldout=lambda wc: expand("{out}/train/eval_envs/{stage}.json", out=wc.out,
+                                  stage=["base"] + cfg_of(wc).train.stages),
+        training=training_files,
+        data=["{out}/data/sft.parquet", "{out}/data/rl.parquet", "{out}/envs/manifest.json"],
+        contamination="{out}/evals/contamination.json",
     output:
-        HEADLINE,
+        "{out}/results.json",
     params:
-        training=" ".join(f"{s}={stage_metrics(s)}" for s in STAGES),
+        training=lambda wc: " ".join(f"{s}={stage_metrics(wc.out, s)}" for s in cfg_of(wc).train.stages),
     log:
-        f"{OUT}/logs/report.log",
+        "{out}/logs/report.log",
     shell:
         "{ENVFACTORY} report --config {input.cfg} --benchmarks {input.benchmarks} --heldout {input.heldout}"
         " --training {params.training} --data {input.data} --contamination {input.contamination}"
         " --out {output} > {log} 2>&1"
+
+
+rule headline:
+    input:
+        f"{OUT}/results.json",
+    output:
+        HEADLINE,
+    run:
+        from envfactory.io import atomic_write_text
+
+        atomic_write_text(output[0], Path(input[0]).read_text())
+
+
+# Sweeps: {sweep_dir}/report.html (results/<sweep>/report.html) over every point of the sweep. The PNGs are also
+# registered for `snakemake --report`.
+SWEEP_DIRS = {next(iter(points.values())).results_dir: name for name, points in SWEEP_POINTS.items()}
+
+
+wildcard_constraints:
+    sweep_dir="|".join(re.escape(d) for d in SWEEP_DIRS) or "(?!)",
+
+
+def sweep_points(wc):
+    return list(SWEEP_POINTS[SWEEP_DIRS[wc.sweep_dir]])
+
+
+rule sweep_report:
+    input:
+        spec=lambda wc: str(SWEEPS[SWEEP_DIRS[wc.sweep_dir]][1]),
+        results=lambda wc: [f"{o}/results.json" for o in sweep_points(wc)],
+        rl=lambda wc: [stage_metrics(o, "rl") for o in sweep_points(wc) if "rl" in POINTS[o].train.stages],
+    output:
+        html="{sweep_dir}/report.html",
+        summary="{sweep_dir}/summary.json",
+        plots=[report(f"{{sweep_dir}}/plots/{name}.png", category="{sweep_dir}", caption="../docs/report_caption.rst")
+               for name in ("main", "reward_curves", "funnel")],
+    params:
+        points=lambda wc: " ".join(sweep_points(wc)),
+    log:
+        "{sweep_dir}/logs/sweep_report.log",
+    shell:
+        "{ENVFACTORY} sweep report --spec {input.spec} --points {params.points} --out {output.html} > {log} 2>&1"

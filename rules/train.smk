@@ -2,66 +2,83 @@
 # for the base model and every trained stage. GPUs come from the model card (config/models/<model>.yaml) as the
 # `gpu` resource (the SLURM profile turns it into the allocation); with more than one GPU the trainer is started
 # by `accelerate launch` inside that allocation, with the card's DeepSpeed ZeRO config. 0 GPUs = CPU.
+from functools import lru_cache
+
 from envfactory.train.model_card import load_card
 
-CARD = load_card(MODEL)
-TRAIN_GPUS = CARD.gpus
-TRAIN = (f"{sys.executable} -m accelerate.commands.launch --num_processes {TRAIN_GPUS} -m envfactory"
-         if TRAIN_GPUS > 1 else ENVFACTORY)
-TRAIN_MEM_MB = max(8000, int(CARD.params_b * 60000))  # ~60 GB host RAM per billion params (ZeRO-3 offload)
+card = lru_cache(maxsize=None)(load_card)
+
+
+def train_gpus(wc):
+    return card(cfg_of(wc).train.model).gpus
+
+
+def eval_gpus(wc):
+    return min(train_gpus(wc), 1)
+
+
+def train_mem_mb(wc):
+    return max(8000, int(card(cfg_of(wc).train.model).params_b * 60000))  # ~60 GB RAM per 1B params (ZeRO-3 offload)
+
+
+def trainer(wc):
+    gpus = train_gpus(wc)
+    return (f"{sys.executable} -m accelerate.commands.launch --num_processes {gpus} -m envfactory"
+            if gpus > 1 else ENVFACTORY)
 
 
 rule sft:
     input:
-        cfg=CONFIG_JSON,
-        data=SFT_DATA,
+        cfg="{out}/config.json",
+        data="{out}/data/sft.parquet",
     output:
-        f"{TRAIN_DIR}/sft/metrics.json",
+        "{out}/train/sft/metrics.json",
+    params:
+        launch=trainer,
     log:
-        f"{OUT}/logs/sft.log",
+        "{out}/logs/sft.log",
     resources:
-        gpu=TRAIN_GPUS,
-        mem_mb=TRAIN_MEM_MB,
+        gpu=train_gpus,
+        mem_mb=train_mem_mb,
     shell:
-        "{TRAIN} train sft --config {input.cfg} --data {input.data} --out {output} > {log} 2>&1"
+        "{params.launch} train sft --config {input.cfg} --data {input.data} --out {output} > {log} 2>&1"
 
 
 rule rl:
     input:
-        cfg=CONFIG_JSON,
-        manifest=MANIFEST,
-        data=RL_DATA,
-        init=stage_metrics("sft") if "sft" in STAGES else [],
+        cfg="{out}/config.json",
+        manifest="{out}/envs/manifest.json",
+        data="{out}/data/rl.parquet",
+        init=lambda wc: stage_metrics(wc.out, "sft") if "sft" in cfg_of(wc).train.stages else [],
     output:
-        f"{TRAIN_DIR}/rl/metrics.json",
+        "{out}/train/rl/metrics.json",
     params:
+        launch=trainer,
         init=lambda wc, input: input.init if input.init else "",
     log:
-        f"{OUT}/logs/rl.log",
+        "{out}/logs/rl.log",
     resources:
-        gpu=TRAIN_GPUS,
-        mem_mb=TRAIN_MEM_MB,
+        gpu=train_gpus,
+        mem_mb=train_mem_mb,
     shell:
-        "{TRAIN} train rl --config {input.cfg} --manifest {input.manifest} --data {input.data}"
+        "{params.launch} train rl --config {input.cfg} --manifest {input.manifest} --data {input.data}"
         " --init {params.init:q} --out {output} > {log} 2>&1"
 
 
 rule eval_envs:
     input:
-        cfg=CONFIG_JSON,
-        manifest=MANIFEST,
-        data=RL_DATA,
-        model=lambda wc: stage_metrics(wc.stage),
+        cfg="{out}/config.json",
+        manifest="{out}/envs/manifest.json",
+        data="{out}/data/rl.parquet",
+        model=lambda wc: stage_metrics(wc.out, wc.stage),
     output:
-        f"{TRAIN_DIR}/eval_envs/{{stage}}.json",
-    wildcard_constraints:
-        stage="base|sft|rl",
+        "{out}/train/eval_envs/{stage}.json",
     params:
         model=lambda wc, input: f"--model {input.model}" if input.model else "",
     log:
-        f"{OUT}/logs/eval_envs_{{stage}}.log",
+        "{out}/logs/eval_envs_{stage}.log",
     resources:
-        gpu=min(TRAIN_GPUS, 1),
+        gpu=eval_gpus,
     shell:
         "{ENVFACTORY} eval-envs --config {input.cfg} --manifest {input.manifest} --data {input.data}"
         " {params.model} --stage {wildcards.stage} --out {output} > {log} 2>&1"

@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import json
-import shutil
-import struct
 import subprocess
-import zlib
-from collections import Counter
-from html.parser import HTMLParser
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from browser import chromium_command, parse_dom, png_info
 from envfactory.cli import main
 from envfactory.querygen.records import TrajectoryRecord
 from envfactory.view import write_view
@@ -63,33 +59,10 @@ def parquet(tmp_path: Path) -> Path:
     return path
 
 
-class _Classes(HTMLParser):
-    """Counts CSS classes and tags of a serialized DOM."""
-
-    def __init__(self):
-        super().__init__()
-        self.classes: Counter[str] = Counter()
-        self.tags: Counter[str] = Counter()
-        self.ids: set[str] = set()
-
-    def handle_starttag(self, tag, attrs):
-        self.tags[tag] += 1
-        a = dict(attrs)
-        self.classes.update((a.get("class") or "").split())
-        if a.get("id"):
-            self.ids.add(a["id"])
-
-
-def _parse(text: str) -> _Classes:
-    p = _Classes()
-    p.feed(text)
-    return p
-
-
 def test_html_content_and_escaping(parquet: Path, tmp_path: Path):
     out = write_view(parquet, tmp_path / "view.html")
     text = out.read_text()
-    dom = _parse(text)
+    dom = parse_dom(text)
     assert dom.classes["trajectory"] == 2 and {"traj-t-ok", "traj-t-err"} <= dom.ids
     assert dom.classes["tool-call"] == 2 and dom.classes["tool-error"] == 1 and dom.classes["final"] == 2
     assert dom.classes["diff-row"] == 2 and dom.classes["state-diff"] == 1
@@ -102,7 +75,7 @@ def test_html_content_and_escaping(parquet: Path, tmp_path: Path):
     assert "http://" not in text and "https://" not in text   # self-contained
 
     one = write_view(parquet, tmp_path / "one.html", limit=1).read_text()
-    assert _parse(one).classes["trajectory"] == 1
+    assert parse_dom(one).classes["trajectory"] == 1
 
 
 def test_cli_view(parquet: Path, tmp_path: Path, capsys):
@@ -113,33 +86,14 @@ def test_cli_view(parquet: Path, tmp_path: Path, capsys):
     assert parquet.with_suffix(".html").is_file()
 
 
-def _png_info(data: bytes) -> tuple[int, int, int]:
-    """(width, height, distinct byte values of the decompressed pixel data) of a PNG."""
-    assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    width, height = struct.unpack(">II", data[16:24])
-    idat, pos = b"", 8
-    while pos < len(data):
-        (length,), kind = struct.unpack(">I", data[pos:pos + 4]), data[pos + 4:pos + 8]
-        if kind == b"IDAT":
-            idat += data[pos + 8:pos + 8 + length]
-        pos += 12 + length
-    return width, height, len(set(zlib.decompress(idat)))
-
-
 def test_renders_in_headless_chromium(parquet: Path, tmp_path: Path):
-    browser = shutil.which("chromium") or shutil.which("chromium-browser")
-    if not browser:
-        pytest.skip("chromium not installed (.ci/run installs it)")
+    base = chromium_command(tmp_path)
     html = write_view(parquet, tmp_path / "view.html")
-    # Flags keep the browser offline and stateless: no network services, a throwaway profile.
-    base = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync",
-            "--disable-dev-shm-usage", f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1200,2000"]
     url = html.resolve().as_uri()
 
     dump = subprocess.run(base + ["--dump-dom", url], capture_output=True, text=True, timeout=120)
     assert dump.returncode == 0, dump.stderr[-2000:]
-    dom = _parse(dump.stdout)
+    dom = parse_dom(dump.stdout)
     assert dom.classes["trajectory"] == 2 and dom.classes["tool-call"] == 2 and dom.classes["tool-error"] == 1
     assert dom.classes["diff-row"] == 2
     assert "pwned" not in dom.ids and "<title>PWNED" not in dump.stdout and dom.tags["script"] == 0
@@ -148,7 +102,7 @@ def test_renders_in_headless_chromium(parquet: Path, tmp_path: Path):
     run = subprocess.run(base + [f"--screenshot={shot}", url], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0 and shot.is_file(), run.stderr[-2000:]
     data = shot.read_bytes()
-    width, height, distinct = _png_info(data)
+    width, height, distinct = png_info(data)
     # A blank 1200x2000 page is already ~11 kB (4 distinct bytes); this page is ~110 kB (256 distinct).
     assert len(data) > 30_000 and (width, height) == (1200, 2000)
     assert distinct > 16

@@ -9,6 +9,7 @@ content hash, so a re-run after an interruption recomputes nothing finished.
 from __future__ import annotations
 
 import json
+import random
 import shutil
 import tempfile
 from collections import Counter
@@ -43,6 +44,9 @@ class Manifest(BaseModel):
     domains: dict[str, int] = Field(default_factory=dict)
     sources: dict[str, int] = Field(default_factory=dict)
     synthesis: dict = Field(default_factory=dict, description="EnvGen status: ran/skipped, why, counts")
+    held_back: list[str] = Field(default_factory=list,
+                                 description="verified but left out by `envs.count` (environment-count scaling)")
+    train_envs: int = Field(0, description="admitted environments that are not held out: the scaling axis")
 
 
 def selected_packages(cfg: ExperimentConfig) -> list[tuple[str, EnvPackage]]:
@@ -59,6 +63,22 @@ def selected_packages(cfg: ExperimentConfig) -> list[tuple[str, EnvPackage]]:
     if dupes:
         raise ValueError(f"environment names must be unique, duplicated: {dupes}")
     return chosen
+
+
+def training_subset(names: list[str], heldout: list[str], count: int | None, seed: int) -> list[str]:
+    """Held-out environments plus `count` of the others, in a seeded order.
+
+    Subsets are nested for one seed (the 2 kept at count=2 are among the 4 kept at count=4), so a scaling
+    curve adds environments instead of swapping them; different seeds draw different subsets.
+    """
+    if count is None:
+        return list(names)
+    train = sorted(n for n in names if n not in heldout)
+    random.Random(f"envs.count:{seed}").shuffle(train)
+    if count > len(train):
+        raise ValueError(f"envs.count={count} but only {len(train)} verified training environments: {train}")
+    kept = set(train[:count]) | set(heldout)
+    return [n for n in names if n in kept]
 
 
 def _install(package: EnvPackage, report: VerifyReport, dest: Path) -> None:
@@ -101,22 +121,32 @@ def build_manifest(cfg: ExperimentConfig, manifest_path: Path, envgen_dir: Path 
     clashes = [p.name for _, p in synthesized if p.name in taken]
     if clashes:
         raise ValueError(f"synthesized environments clash with catalog/extra names: {clashes}")
+    verified = []
     for source, package in chosen + synthesized:
         report = cached_verify(package, cfg.envs.sandbox)
         entry = ManifestEntry(name=package.name, domain=package.spec.domain, source=source,
                               path=package.name, content_hash=report.content_hash, n_tools=report.n_tools,
                               n_scenarios=report.n_scenarios, verified=report.verified, problems=report.problems)
         if report.verified:
-            _install(package, report, envs_dir / package.name)
-            admitted.append(entry)
+            verified.append((entry, package, report))
         else:
             rejected.append(entry)
-        log(f"[envs] {package.name:28s} {'admitted' if report.verified else 'REJECTED'} "
+        log(f"[envs] {package.name:28s} {'verified' if report.verified else 'REJECTED'} "
             f"({report.n_tools} tools, {len(report.cases)} cases, {report.seconds:.2f}s)")
         for problem in report.problems:
             log(f"[envs]   - {problem}")
+    kept = set(training_subset([e.name for e, _, _ in verified], cfg.data.heldout_envs, cfg.envs.count, cfg.seed))
+    held_back = [e.name for e, _, _ in verified if e.name not in kept]
+    for entry, package, report in verified:
+        if entry.name in kept:
+            _install(package, report, envs_dir / package.name)
+            admitted.append(entry)
+    if held_back:
+        log(f"[envs] envs.count={cfg.envs.count}: held back {held_back}")
+    heldout = set(cfg.data.heldout_envs)
     manifest = Manifest(experiment=cfg.experiment, config_hash=cfg.config_hash(), envs=admitted, rejected=rejected,
                         domains=dict(Counter(e.domain for e in admitted)),
-                        sources=dict(Counter(e.source for e in admitted)), synthesis=synthesis)
+                        sources=dict(Counter(e.source for e in admitted)), synthesis=synthesis,
+                        held_back=held_back, train_envs=sum(e.name not in heldout for e in admitted))
     atomic_write_json(manifest_path, manifest.model_dump(mode="json"))
     return manifest

@@ -66,10 +66,10 @@ def run_sft_stage(cfg: ExperimentConfig, sft_data: Path, out: Path) -> dict:
         run.params({"model": cfg.train.model, **{f"sft.{k}": v for k, v in settings.model_dump().items()},
                     **{f"view.{k}": v for k, v in cfg.train.view.model_dump().items()}})
         m = run_sft(settings, base_model_ref(cfg), cfg.train.view, sft_data, out_dir)
-        _history_metrics(run, m.pop("history", []), ("loss", "grad_norm", "learning_rate"))
+        _history_metrics(run, m.get("history", []), ("loss", "grad_norm", "learning_rate"))
         m["model_dir"] = str(out_dir / "model")  # relative: the results folder can move
         run.metrics({k: v for k, v in m.items() if isinstance(v, (int, float)) and v is not None})
-        atomic_write_text(out, json.dumps(m, indent=2))
+        atomic_write_text(out, json.dumps(m, indent=2))  # history kept: sweep reports plot the curves
     return m
 
 
@@ -85,13 +85,13 @@ def run_rl_stage(cfg: ExperimentConfig, manifest: Path, rl_data: Path, init_mode
         m = run_rl(settings, model_ref(init_model) if init_model else base_model_ref(cfg), cfg.train.view, rl_data,
                    admitted_packages(manifest),
                    out_dir, sandbox=cfg.envs.sandbox)
-        _history_metrics(run, m.pop("history"), ("loss", "reward", "reward_std", "kl", "entropy",
+        _history_metrics(run, m.get("history", []), ("loss", "reward", "reward_std", "kl", "entropy",
                                                   "reward_trace", "reward_state", "reward_length_penalty",
                                                   "reward_format_penalty", "tools/call_frequency",
                                                   "tools/failure_frequency", "completions/mean_length"))
         m["model_dir"] = str(out_dir / "model")  # relative: the results folder can move
         run.metrics({k: v for k, v in m.items() if isinstance(v, (int, float)) and v is not None})
-        atomic_write_text(out, json.dumps(m, indent=2))
+        atomic_write_text(out, json.dumps(m, indent=2))  # history kept: sweep reports plot reward curves
     return m
 
 

@@ -1,0 +1,118 @@
+"""Sweeps as config: `config/experiments/<name>.yaml` files with a top-level `sweep:` key.
+
+A sweep is a base experiment, overrides shared by all its points, named variants (each a partial config) and
+seeds. Expansion is a pure function from the sweep and the base config to one validated `ExperimentConfig`
+per (variant, seed), whose outputs live in `results/<sweep>/<variant>-s<seed>/`. The Snakefile turns those
+folders into values of its `{out}` wildcard, so every stage rule serves every point without copies.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from .config import ExperimentConfig, SweepMember
+
+NAME = r"^[A-Za-z0-9_.-]+$"
+
+
+class SweepSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    sweep: str = Field(pattern=NAME, description="name; outputs go to results/<sweep>/")
+    description: str = ""
+    base: str | None = Field(None, description="experiment YAML the points start from (relative to this file); "
+                                               "null = the invocation's config (config/config.yaml + --configfile)")
+    overrides: dict[str, Any] = Field(default_factory=dict, description="applied to every point")
+    variants: dict[str, dict[str, Any]] = Field(min_length=1, description="variant name -> partial config")
+    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
+    plot: Literal["line", "bar"] = Field("bar", description="line: metric against `x`; bar: one bar per variant")
+    x: Literal["train_envs"] | None = Field(None, description="line plots: numeric axis read from each point's "
+                                                              "manifest (train_envs = admitted training envs)")
+    metrics: list[str] = Field(default_factory=lambda: ["heldout"],
+                               description="plotted: heldout | <benchmark> | <benchmark>.<category>")
+
+    @field_validator("variants")
+    @classmethod
+    def _variant_names(cls, v: dict) -> dict:
+        import re
+
+        bad = [k for k in v if not re.match(NAME, k)]
+        if bad:
+            raise ValueError(f"variant names must match {NAME}: {bad}")
+        return v
+
+
+def deep_merge(base: dict, override: dict) -> dict:
+    """`override` on top of `base`, recursively for mappings; lists and scalars replace."""
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def point_name(variant: str, seed: int) -> str:
+    return f"{variant}-s{seed}"
+
+
+def expand_sweep(spec: SweepSpec, base_config: dict, spec_dir: Path | None = None) -> dict[str, ExperimentConfig]:
+    """Output folder -> validated config, for every (variant, seed) in file order."""
+    if spec.base is not None:
+        base_path = (spec_dir or Path(".")) / spec.base
+        base_config = yaml.safe_load(base_path.read_text()) or {}
+    base_config = deep_merge(base_config, spec.overrides)
+    results_dir = f"{base_config.get('results_dir', 'results')}/{spec.sweep}"
+    points = {}
+    for variant, overrides in spec.variants.items():
+        for seed in spec.seeds:
+            raw = deep_merge(base_config, overrides)
+            raw.update(experiment=point_name(variant, seed), seed=seed, results_dir=results_dir,
+                       sweep={"name": spec.sweep, "variant": variant, "seed": seed})
+            try:
+                cfg = ExperimentConfig.model_validate(raw)
+            except ValueError as e:
+                raise ValueError(f"sweep {spec.sweep!r}, variant {variant!r}: invalid config: {e}") from e
+            points[str(cfg.out_dir())] = cfg
+    return points
+
+
+def load_sweeps(dirs: list[Path]) -> dict[str, tuple[SweepSpec, Path]]:
+    """Every sweep file (YAML with a top-level `sweep:` key) in `dirs`; experiment files are skipped."""
+    found: dict[str, tuple[SweepSpec, Path]] = {}
+    for d in dirs:
+        for path in sorted(Path(d).glob("*.yaml")) if Path(d).is_dir() else []:
+            raw = yaml.safe_load(path.read_text()) or {}
+            if not isinstance(raw, dict) or "sweep" not in raw:
+                continue
+            try:
+                spec = SweepSpec.model_validate(raw)
+            except ValueError as e:
+                raise ValueError(f"{path}: invalid sweep: {e}") from e
+            other = found.get(spec.sweep)
+            if other and other[1].resolve() != path.resolve():
+                raise ValueError(f"sweep {spec.sweep!r} defined twice: {other[1]} and {path}")
+            found[spec.sweep] = (spec, path)
+    return found
+
+
+def member_tags(cfg: ExperimentConfig) -> dict[str, str]:
+    """What a sweep point is, as MLflow tags: the axes users filter and group runs by."""
+    r = cfg.train.rl.reward
+    terms = [t for t in ("trace", "state", "length_penalty", "format_penalty") if getattr(r, t)]
+    tags = {"envfactory.env_count": str(cfg.envs.count if cfg.envs.count is not None else "all"),
+            "envfactory.reward_terms": "+".join(terms) or "none", "envfactory.reward_tau": r.tau,
+            "envfactory.sampler": cfg.data.sampler, "envfactory.refine": str(cfg.data.refine).lower(),
+            "envfactory.stages": "+".join(cfg.train.stages) or "base", "envfactory.seed": str(cfg.seed)}
+    if cfg.sweep is not None:
+        tags |= {"envfactory.sweep": cfg.sweep.name, "envfactory.variant": cfg.sweep.variant}
+    return tags
+
+
+__all__ = ["SweepSpec", "SweepMember", "deep_merge", "expand_sweep", "load_sweeps", "member_tags", "point_name"]
