@@ -1,4 +1,5 @@
-"""DAG overhead: wall time of a no-op re-run of the default target (goal <= 5 s) and of the paper-scale dry run.
+"""DAG overhead: wall time of a no-op re-run of the default target (goal <= 5 s) and of paper-scale dry runs
+(the single experiment results/qwen3-8b.json and the environment-count sweep, 12 points).
 
     python benchmarks/dag_overhead.py [--target results/smollm2-135m.json] [--repeat 3] [--json]
 
@@ -52,6 +53,15 @@ def main() -> None:
             raise SystemExit(proc.stderr[-2000:])
         runs.append(secs)
     out["paper_scale_dry_run_s_median"] = round(statistics.median(runs), 2)
+    runs = []
+    for _ in range(args.repeat):
+        secs, proc = timed(snake + ["-n", *profile, "results/paper_env_scaling/report.html"])
+        if proc.returncode != 0:
+            raise SystemExit(proc.stderr[-2000:])
+        runs.append(secs)
+    jobs = [ln.split()[-1] for ln in (proc.stdout + proc.stderr).splitlines() if ln.startswith("total")]
+    out["paper_sweep_dry_run_s_median"] = round(statistics.median(runs), 2)
+    out["paper_sweep_jobs"] = int(jobs[0]) if jobs else None
     out["paper_scale_dry_run_profile"] = "slurm" if profile else "local"
     print(json.dumps(out) if args.json else "\n".join(f"{k:32s} {v}" for k, v in out.items()))
 

@@ -237,3 +237,66 @@ def test_relocation_keeps_the_config_hash():
     moved = relocated_config(cfg.model_dump(mode="json"))
     assert moved.results_dir == "repro/results" and moved.config_hash() == cfg.config_hash()
     assert json.loads(json.dumps(moved.model_dump(mode="json")))["experiment"] == "x"
+
+
+TINY_BASE = {
+    "experiment": "base", "envs": {"catalog": ["hotel_reservations", "bookstore", "cinema_tickets"]},
+    "data": {"compare_random_walk": False, "attempts_per_tool": 10, "chains_per_tool": 2,
+             "heldout_envs": ["cinema_tickets"]},
+    "train": {"stages": [], "heldout": {"limit": 1, "max_turns": 1, "max_new_tokens": 16}},
+    "evaluation": {"benchmarks": ["vitabench"], "limit": 1, "categories": {"vitabench": ["delivery"]},
+                   "max_turns": 2, "max_new_tokens": 16},
+}
+TINY_SWEEP = {"sweep": "tiny", "description": "e2e", "variants": {"envs1": {"envs": {"count": 1}}, "envs2": {}},
+              "seeds": [0, 1], "plot": "line", "x": "train_envs", "metrics": ["heldout", "vitabench"]}
+
+
+@pytest.mark.slow
+def test_sweep_runs_end_to_end_with_report_mlflow_and_repro(tmp_path):
+    """One command runs a sweep (2 environment counts x 2 seeds) to its report; MLflow has a run per point;
+    `snakemake --report` packages the plots; `envfactory repro` re-runs one point and finds it identical."""
+    import os
+    import sys
+
+    import mlflow
+
+    db = tmp_path / "mlruns" / "mlflow.db"
+    (tmp_path / "config" / "experiments").mkdir(parents=True)
+    (tmp_path / "config" / "experiments" / "tiny.yaml").write_text(yaml.safe_dump(TINY_SWEEP))
+    config = tmp_path / "base.yaml"
+    config.write_text(yaml.safe_dump({**TINY_BASE, "tracking": {"tracking_uri": f"sqlite:///{db}",
+                                                                "experiment_name": "sweep-e2e"}}))
+    env = {k: v for k, v in os.environ.items() if k != "ENVFACTORY_CACHE"}  # reuse the converted model
+    snake = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(tmp_path),
+             "--cores", "2"]
+    proc = subprocess.run(snake + ["results/tiny/report.html", "--configfile", str(config)],
+                          capture_output=True, text=True, timeout=1800, env=env)
+    logs = "".join(f"\n== {p}\n" + p.read_text()[-1200:] for p in sorted(tmp_path.glob("results/tiny/*/logs/*.log")))
+    assert proc.returncode == 0, proc.stderr[-3000:] + logs[-6000:]
+
+    sweep_dir = tmp_path / "results" / "tiny"
+    summary = json.loads((sweep_dir / "summary.json").read_text())
+    assert [(v["variant"], v["seeds"], v["x"]) for v in summary["variants"]] == [("envs1", [0, 1], 1.0),
+                                                                                 ("envs2", [0, 1], 2.0)]
+    assert all("heldout" in v["mean"] and "vitabench" in v["mean"] for v in summary["variants"])
+    for name in ("main", "reward_curves", "funnel"):
+        assert png_info((sweep_dir / "plots" / f"{name}.png").read_bytes())[2] > 16
+    assert (sweep_dir / "report.html").read_text().count("data:image/png;base64,") == 3
+
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{db}")
+    exp = client.get_experiment_by_name("sweep-e2e").experiment_id
+    points = client.search_runs([exp], "tags.`envfactory.sweep` = 'tiny' and tags.`envfactory.kind` = 'point'")
+    assert sorted(r.info.run_name for r in points) == ["envs1-s0", "envs1-s1", "envs2-s0", "envs2-s1"]
+    assert len({frozenset(r.data.metrics) for r in points}) == 1 and "heldout" in points[0].data.metrics
+    assert {r.data.tags["envfactory.env_count"] for r in points} == {"1", "all"}
+
+    report = tmp_path / "snakemake_report.html"
+    proc = subprocess.run(snake + ["results/tiny/report.html", "--report", str(report), "--configfile", str(config)],
+                          capture_output=True, text=True, timeout=600, env=env)
+    assert proc.returncode == 0 and report.stat().st_size > 10_000, proc.stderr[-2000:]
+
+    proc = subprocess.run([sys.executable, "-m", "envfactory", "repro", "results/tiny/envs1-s1/results.json",
+                           "--cores", "2"], cwd=tmp_path, capture_output=True, text=True, timeout=1200, env=env)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    repro = json.loads((tmp_path / "repro" / "results" / "tiny" / "envs1-s1" / "repro.json").read_text())
+    assert repro["reproduced_ok"] and repro["metrics_compared"] >= 4 and not repro["differences"]
