@@ -45,25 +45,25 @@ def main() -> None:
         out["noop_rerun_note"] = f"{args.target} is not complete; run `snakemake --cores all {args.target}` first"
 
     profile = ["--profile", "profiles/slurm"] if _has_slurm_plugin() else []
+    out["paper_scale_dry_run_s_median"], _ = dry_runs(
+        snake + ["-n", *profile, "results/qwen3-8b.json", "--configfile", "config/experiments/paper_qwen3_8b.yaml"],
+        args.repeat)
+    out["paper_sweep_dry_run_s_median"], out["paper_sweep_jobs"] = dry_runs(
+        snake + ["-n", *profile, "results/paper_env_scaling/report.html"], args.repeat)
+    out["paper_scale_dry_run_profile"] = "slurm" if profile else "local"
+    print(json.dumps(out) if args.json else "\n".join(f"{k:32s} {v}" for k, v in out.items()))
+
+
+def dry_runs(cmd: list[str], repeat: int) -> tuple[float, int | None]:
+    """Median wall time of `repeat` dry runs, and the job count Snakemake planned."""
     runs = []
-    for _ in range(args.repeat):
-        secs, proc = timed(snake + ["-n", *profile, "results/qwen3-8b.json", "--configfile",
-                                    "config/experiments/paper_qwen3_8b.yaml"])
-        if proc.returncode != 0:
-            raise SystemExit(proc.stderr[-2000:])
-        runs.append(secs)
-    out["paper_scale_dry_run_s_median"] = round(statistics.median(runs), 2)
-    runs = []
-    for _ in range(args.repeat):
-        secs, proc = timed(snake + ["-n", *profile, "results/paper_env_scaling/report.html"])
+    for _ in range(repeat):
+        secs, proc = timed(cmd)
         if proc.returncode != 0:
             raise SystemExit(proc.stderr[-2000:])
         runs.append(secs)
     jobs = [ln.split()[-1] for ln in (proc.stdout + proc.stderr).splitlines() if ln.startswith("total")]
-    out["paper_sweep_dry_run_s_median"] = round(statistics.median(runs), 2)
-    out["paper_sweep_jobs"] = int(jobs[0]) if jobs else None
-    out["paper_scale_dry_run_profile"] = "slurm" if profile else "local"
-    print(json.dumps(out) if args.json else "\n".join(f"{k:32s} {v}" for k, v in out.items()))
+    return round(statistics.median(runs), 2), int(jobs[0]) if jobs else None
 
 
 def _has_slurm_plugin() -> bool:
