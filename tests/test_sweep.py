@@ -300,3 +300,68 @@ def test_sweep_runs_end_to_end_with_report_mlflow_and_repro(tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     repro = json.loads((tmp_path / "repro" / "results" / "tiny" / "envs1-s1" / "repro.json").read_text())
     assert repro["reproduced_ok"] and repro["metrics_compared"] >= 4 and not repro["differences"]
+
+
+@pytest.mark.slow
+def test_team_server_tracking_uri_and_ui_search(tmp_path, monkeypatch):
+    """`tracking.tracking_uri: http://...` logs sweep points to an MLflow server; the server's UI and the REST
+    search it uses find them by tags with the same metric keys."""
+    import os
+    import socket
+    import sys
+    import time
+    import urllib.request
+
+    from envfactory import tracking
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+         "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}", "--artifacts-destination",
+         str(tmp_path / "artifacts")], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=tmp_path,
+        env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"})
+    try:
+        for _ in range(120):
+            try:
+                if urllib.request.urlopen(f"{url}/health", timeout=2).status == 200:
+                    break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            pytest.fail("mlflow server did not start: " + server.stderr.read().decode()[-2000:] if server.poll()
+                        is not None else "mlflow server did not answer /health")
+        monkeypatch.chdir(tmp_path)
+        base = {"tracking": {"tracking_uri": url, "experiment_name": "team"}}
+        points = expand_sweep(_spec(variants={"envs1": {"envs": {"count": 1}}, "all": {}}, seeds=[0]), base)
+        dag = ExperimentConfig.model_validate(base)
+        tracking.start_parent_run(dag)
+        for i, cfg in enumerate(points.values()):
+            with tracking.rule_run("report", cfg) as run:
+                run.params({"variant": cfg.sweep.variant})
+            tracking.log_summary(cfg, {"heldout": 0.25 * i, "bfcl.multi_turn_base": 0.5})
+        tracking.end_parent_run(dag)
+
+        page = urllib.request.urlopen(url, timeout=10).read().decode()
+        assert "<html" in page.lower() and "mlflow" in page.lower()  # the UI is served
+
+        def api(path: str, body: dict) -> dict:
+            req = urllib.request.Request(f"{url}/api/2.0/mlflow/{path}", data=json.dumps(body).encode(),
+                                         headers={"Content-Type": "application/json"})
+            return json.loads(urllib.request.urlopen(req, timeout=10).read())
+
+        exp = json.loads(urllib.request.urlopen(
+            f"{url}/api/2.0/mlflow/experiments/get-by-name?experiment_name=team", timeout=10).read())
+        runs = api("runs/search", {"experiment_ids": [exp["experiment"]["experiment_id"]],
+                                   "filter": "tags.`envfactory.sweep` = 's' and tags.`envfactory.kind` = 'point'"})
+        found = runs["runs"]
+        assert len(found) == 2
+        keys = [sorted(m["key"] for m in r["data"]["metrics"]) for r in found]
+        assert keys[0] == keys[1] == ["bfcl.multi_turn_base", "heldout"]
+        variants = {t["value"] for r in found for t in r["data"]["tags"] if t["key"] == "envfactory.variant"}
+        assert variants == {"envs1", "all"}
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
