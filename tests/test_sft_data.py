@@ -64,3 +64,19 @@ def test_tool_outputs_are_cut_to_a_token_budget(tokenizer):
     msgs = clean_messages(MESSAGES[:3] + [{**MESSAGES[3], "content": long}] + MESSAGES[4:], tokenizer, 40)
     assert "[truncated" in msgs[3]["content"] and msgs[4]["content"] == "Done: guest G-0001 found."
     assert msgs[2]["tool_calls"][0]["function"]["arguments"] == {"email": "ana@example.com"}
+
+
+def test_a_finished_checkpoint_is_not_trained_again(tiny_rl_data, tmp_path):
+    """Killed after the last step but before metrics.json: the re-run takes the final checkpoint as it is
+    (transformers' resume would train one step past max_steps)."""
+    from envfactory.train.rows import TrainView
+    from envfactory.train.sft import SFTSettings, run_sft
+
+    _, rl = tiny_rl_data
+    settings = SFTSettings(max_steps=1, gradient_accumulation_steps=1, max_examples=2, max_length=1024,
+                           save_steps=1, logging_steps=1)
+    first = run_sft(settings, "smollm2-135m", TrainView(), rl.with_name("sft.parquet"), tmp_path, log=lambda _: None)
+    assert first["steps"] == 1 and (tmp_path / "checkpoints" / "checkpoint-1").is_dir()
+    again = run_sft(settings, "smollm2-135m", TrainView(), rl.with_name("sft.parquet"), tmp_path, log=lambda _: None)
+    assert again["steps"] == 1 and again["last_loss"] == first["last_loss"]
+    assert not (tmp_path / "checkpoints" / "checkpoint-2").exists()

@@ -68,6 +68,18 @@ def build_dataset(sft_path: Path, tokenizer, settings: SFTSettings, view: TrainV
     return datasets.Dataset.from_list(examples), dropped
 
 
+def _latest_checkpoint(root: Path) -> Path | None:
+    found = sorted(root.glob("checkpoint-*"), key=_checkpoint_step) if root.is_dir() else []
+    return found[-1] if found else None
+
+
+def _checkpoint_step(path: Path) -> int:
+    try:
+        return int(path.name.rsplit("-", 1)[1])
+    except (IndexError, ValueError):
+        return -1
+
+
 def run_sft(settings: SFTSettings, model: str, view: TrainView, sft_path: Path, out_dir: Path, log=print) -> dict:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -102,15 +114,25 @@ def run_sft(settings: SFTSettings, model: str, view: TrainView, sft_path: Path, 
     # Pre-tokenized rows with `assistant_masks`: TRL turns the mask into labels (-100 elsewhere).
     trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
                          peft_config=peft_config)
-    resume = any((out_dir / "checkpoints").glob("checkpoint-*")) if (out_dir / "checkpoints").is_dir() else False
-    result = trainer.train(resume_from_checkpoint=resume or None)
+    latest = _latest_checkpoint(out_dir / "checkpoints")
+    if latest is not None and _checkpoint_step(latest) >= settings.max_steps:
+        # Killed after training finished but before metrics.json: resuming would train one step past
+        # max_steps (transformers restarts the loop), so take the final checkpoint as it is.
+        from transformers.trainer_callback import TrainerState
+
+        trainer._load_from_checkpoint(str(latest))
+        trainer.state = TrainerState.load_from_json(str(latest / "trainer_state.json"))
+        result = None
+        log(f"[sft] {latest.name} already reached max_steps={settings.max_steps}: not training again")
+    else:
+        result = trainer.train(resume_from_checkpoint=str(latest) if latest else None)
     final = out_dir / "model"
     trainer.save_model(str(final))
     tokenizer.save_pretrained(str(final))
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     metrics = {"train_examples": len(dataset), "dropped_too_long": dropped, "steps": trainer.state.global_step,
                "first_loss": losses[0] if losses else None, "last_loss": losses[-1] if losses else None,
-               "train_runtime_s": result.metrics.get("train_runtime"),
+               "train_runtime_s": result.metrics.get("train_runtime") if result else None,
                "train_tokens": int(sum(len(x) for x in dataset["input_ids"])),
                "history": [h for h in trainer.state.log_history if "loss" in h]}
     log(f"[sft] { {k: v for k, v in metrics.items() if k != 'history'} }")
