@@ -41,7 +41,17 @@ DEFAULT_CATEGORIES = MULTI_TURN + SINGLE_TURN
 # (KeyError 'Boolean' in JAVA_TYPE_CONVERSION), and their answers need language-specific string encoding.
 EXTRA_CATEGORIES = ["live_simple", "live_multiple", "live_parallel", "live_parallel_multiple",
                     "irrelevance", "live_irrelevance", "live_relevance"]
+BFCL_STEP_LIMIT = 20  # bfcl-eval's own cap on model steps per user turn (MAXIMUM_STEP_LIMIT)
 ABSTENTION_CATEGORIES = {"irrelevance", "live_irrelevance"}  # correct = no call: idle scores 1 here
+
+
+def _label(category: str, max_turns: int) -> str:
+    """Qualifiers a reader needs: abstention categories, and multi-turn runs capped below BFCL's step limit."""
+    if category in ABSTENTION_CATEGORIES:
+        return "abstention (no call is correct)"
+    if category in MULTI_TURN and max_turns < BFCL_STEP_LIMIT:
+        return f"steps per turn capped at {max_turns} (BFCL: {BFCL_STEP_LIMIT})"
+    return ""
 
 
 @register_benchmark("bfcl")
@@ -62,6 +72,7 @@ class BFCL:
         work = ctx.work_dir / "bfcl"
         request = {"categories": categories, "limit": ctx.limit, "project_root": str(work / "project"),
                    "data_dir": str(ctx.data_dir) if ctx.data_dir else None, "num_threads": 1,
+                   "max_steps_per_turn": min(ctx.max_turns, BFCL_STEP_LIMIT),
                    "policy": {"kind": spec.kind, "temperature": spec.temperature, "max_tokens": spec.max_tokens}}
         with contextlib.ExitStack() as stack:
             if spec.kind == "model":
@@ -72,13 +83,13 @@ class BFCL:
                     pol.update(base_url=prov.base_url, model=prov.model, api_key_env=prov.api_key_env)
                     request["num_threads"] = max(1, prov.concurrency)
                 else:  # in-process model: one request at a time (keeps scripted responses in order, too)
-                    from envfactory.agent.openai_server import serve
+                    from envfactory.agent.openai_server import SERVED_TIMEOUT_S, serve
                     from envfactory.llm import LLMClient
 
                     client = LLMClient(prov, cache_mode="off")
                     served = spec.name or prov.model or "policy"
                     pol.update(base_url=stack.enter_context(serve(client, served)), model=served,
-                               api_key_env=None)
+                               api_key_env=None, timeout_s=SERVED_TIMEOUT_S, max_retries=0)
             out = run_runner("bfcl", request, work, timeout_s=24 * 3600)
         return self._result(ctx, categories, out, time.time() - t0)
 
@@ -105,7 +116,7 @@ class BFCL:
                 metrics={"correct": float(c["correct_count"]), "inference_errors": float(c.get("inference_errors", 0)),
                          "unscorable": float(unscorable),
                          "max_score": (len(outcomes) - unscorable) / len(outcomes) if outcomes else 0.0},
-                label="abstention (no call is correct)" if cat in ABSTENTION_CATEGORIES else ""))
+                label=_label(cat, ctx.max_turns)))
         total = sum(len(by_cat[c]["ids"]) for c in categories)
         if total and sum(by_cat[c].get("inference_errors", 0) for c in categories) == total:
             raise RuntimeError(f"bfcl: every entry failed at inference (is the policy endpoint up?); "

@@ -78,13 +78,13 @@ def _endpoint(cfg: ProviderConfig, served_name: str, stack: contextlib.ExitStack
         return {"model": f"openai/{cfg.model}", "api_base": cfg.base_url.rstrip("/"),
                 "api_key_env": cfg.api_key_env, "timeout_s": cfg.timeout_s,
                 "num_retries": min(cfg.max_retries, 3)}
-    from envfactory.agent.openai_server import serve
+    from envfactory.agent.openai_server import SERVED_TIMEOUT_S, serve
     from envfactory.llm import LLMClient
 
     client = LLMClient(cfg, cache_dir=cache_dir, cache_mode="use" if cache_dir else "off")
     url = stack.enter_context(serve(client, served_name))
-    return {"model": f"openai/{served_name}", "api_base": url, "api_key_env": None, "timeout_s": cfg.timeout_s,
-            "num_retries": 1}
+    return {"model": f"openai/{served_name}", "api_base": url, "api_key_env": None, "timeout_s": SERVED_TIMEOUT_S,
+            "num_retries": 0}
 
 
 def _category(domain: str, d: _Domain, num_trials: int) -> CategoryScore:

@@ -91,6 +91,12 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+# Client-side HTTP timeout for this server: the wrapped LLMClient already applies its provider's timeouts, and an
+# in-process model on a busy CPU may need minutes for one long-prompt generation (BFCL multi-turn), which a
+# network-sized timeout would turn into spurious inference errors.
+SERVED_TIMEOUT_S = 3600.0
+
+
 @contextlib.contextmanager
 def serve(client: LLMClient, served_name: str = "policy", port: int | None = None) -> Iterator[str]:
     """Serve in a background thread; yields the base URL (`http://127.0.0.1:PORT/v1`)."""

@@ -355,6 +355,11 @@ def main() -> int:
     gen_args = argparse.Namespace(temperature=float(policy.get("temperature", 0.0)), num_threads=max(1, int(request.get("num_threads", 1))), include_input_log=False,
                                   exclude_state_log=True, result_dir=RESULT_PATH, run_ids=False,
                                   allow_overwrite=True)
+    step_limit = request.get("max_steps_per_turn")
+    if step_limit:  # the package's per-turn cap (20) is a module global the handler imported by name
+        import bfcl_eval.model_handler.base_handler as base_handler
+
+        base_handler.MAXIMUM_STEP_LIMIT = int(step_limit)
     t0 = time.time()
     if test_cases:
         generate_results(gen_args, model_name, test_cases)
