@@ -231,7 +231,7 @@ def cmd_eval_envs(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    """Rule eval_bench: one public benchmark on the trained model -> evals/<model>/<bench>.json."""
+    """Rule eval_bench: one public benchmark on the trained model -> <experiment>/evals/<bench>.json."""
     from evals.run import context_for, policy_for, run_benchmark
 
     from .config import load_config
@@ -414,7 +414,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", required=True)
     p.add_argument("--model", help="a stage's metrics.json, a path or a hub id (default: the base model)")
     p.add_argument("--name", help="policy label in results")
-    p.add_argument("--out", required=True, help="evals/<model>/<bench>.json")
+    p.add_argument("--out", required=True, help="<experiment>/evals/<bench>.json")
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("report", help="assemble results/<model>.json (rule report)")
