@@ -197,8 +197,7 @@ def plot_funnel(s: SweepSummary) -> bytes:
     bars = ax.barh(labels[::-1], values[::-1], color=["#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3"][::-1])
     ax.bar_label(bars, fmt="%.1f")
     status = p0.synthesis.get("status", "unknown")
-    note = f" (synthesis {status}: {p0.synthesis.get('reason', '')[:60]})" if status != "ran" else ""
-    ax.set_title("environment funnel" + note, fontsize=9)
+    ax.set_title("environment funnel" + (f" (synthesis {status})" if status != "ran" else ""))
     ax.set_xlabel("environments")
     return _png(plt, fig)
 
