@@ -73,8 +73,7 @@ def compare_results(recorded, reproduced, tolerance: float = 0.0) -> ReproReport
 
 
 def _out_dir(results) -> str:
-    cfg = results.provenance.config
-    return f"{cfg.get('results_dir', 'results')}/{cfg.get('experiment', '')}"
+    return str(ExperimentConfig.model_validate(results.provenance.config).out_dir())
 
 
 def relocated_config(recorded_config: dict, prefix: str = "repro") -> ExperimentConfig:
