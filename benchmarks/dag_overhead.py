@@ -46,7 +46,7 @@ def main() -> None:
 
     profile = ["--profile", "profiles/slurm"] if _has_slurm_plugin() else []
     out["paper_scale_dry_run_s_median"], _ = dry_runs(
-        snake + ["-n", *profile, "results/qwen3-8b.json", "--configfile", "config/experiments/paper_qwen3_8b.yaml"],
+        snake + ["-n", *profile, "results/qwen3-8b.json"],
         args.repeat)
     out["paper_sweep_dry_run_s_median"], out["paper_sweep_jobs"] = dry_runs(
         snake + ["-n", *profile, "results/paper_env_scaling/report.html"], args.repeat)

@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .env.sandbox import SandboxLimits
 from .llm.registry import ProviderConfig
+from .train.model_card import load_card
 from .train.rl import RLSettings
 from .train.rows import TrainView
 from .train.sft import SFTSettings
@@ -54,8 +55,11 @@ class DataConfig(_Strict):
     compare_attempts: int = Field(600, ge=1, description="attempts per sampler in the comparison")
     attempts_per_tool: int = Field(60, ge=1, description="sampling attempts per target tool (coverage pass)")
     chains_per_tool: int = Field(12, ge=1, description="verified chains wanted per target tool")
-    max_depth: int = Field(4, ge=0, description="dependency depth (chains reach about depth + 2 calls)")
+    max_depth: int = Field(4, ge=0, le=5, description="dependency depth (chains reach about depth + 2 calls); "
+                                                      "the paper's recursion depth <= 5")
     max_envs: int = Field(1, ge=1, le=3, description="environments one chain may span")
+    max_tools: int = Field(15, ge=1, le=15, description="tool calls (planned steps) one chain may have; "
+                                                        "the paper's at most 15 tools per chain")
     p_chain: float = Field(0.9, ge=0, le=1, description="prefer an earlier tool's output over a user value")
     p_optional: float = Field(0.25, ge=0, le=1, description="probability of also setting an optional input")
     refine: bool = Field(True, description="calibrated refinement of queries (off = explicit instruction lists)")
@@ -66,6 +70,9 @@ class DataConfig(_Strict):
     max_turns: int = Field(12, ge=1)
     heldout_envs: list[str] = Field(default_factory=lambda: ["cinema_tickets", "pharmacy_prescriptions"],
                                     description="environments kept out of training, to measure generalization")
+    min_replay_rate: float = Field(
+        1.0, ge=0, le=1, description="datasets stage: fraction of SFT + RL rows that must replay in a fresh sandbox "
+                                     "to their recorded final state hash; below it no dataset is written")
 
 
 class HeldoutEvalConfig(_Strict):
@@ -130,6 +137,26 @@ class ExperimentConfig(_Strict):
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     sweep: SweepMember | None = Field(None, description="set by sweep expansion: the sweep, variant and seed")
 
+    @model_validator(mode="after")
+    def _resolve_model_card(self):
+        """Fill the training settings the config leaves unset from the model card and the experiment seed.
+
+        Done once, here, so `config.json` holds the effective values: after its round trip every field counts
+        as set and nothing is merged a second time (the stages read exactly what was written)."""
+        try:
+            card = load_card(self.train.model)
+        except FileNotFoundError as e:
+            raise ValueError(str(e)) from None
+        deepspeed = f"zero{card.deepspeed_stage}" if card.deepspeed_stage else None
+        sft, rl = self.train.sft, self.train.rl
+        self.train.sft = _fill(sft, {"per_device_train_batch_size": card.per_device_train_batch_size,
+                                     "gradient_accumulation_steps": card.gradient_accumulation_steps,
+                                     "max_length": card.max_length, "learning_rate": card.sft_learning_rate,
+                                     "lora": card.lora, "deepspeed": deepspeed, "seed": self.seed})
+        self.train.rl = _fill(rl, {"learning_rate": card.rl_learning_rate, "lora": card.lora,
+                                   "deepspeed": deepspeed, "seed": self.seed})
+        return self
+
     def out_dir(self) -> Path:
         return Path(self.results_dir) / self.experiment
 
@@ -138,6 +165,11 @@ class ExperimentConfig(_Strict):
         re-run, e.g. `envfactory repro`, has the same hash and byte-identical manifests)."""
         ident = self.model_dump(mode="json", exclude={"results_dir", "tracking"})
         return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _fill(settings: BaseModel, values: dict) -> BaseModel:
+    """`settings` with `values` for the fields it does not set; the filled fields then count as set."""
+    return settings.model_copy(update={k: v for k, v in values.items() if k not in settings.model_fields_set})
 
 
 def load_config(path: str | Path) -> ExperimentConfig:

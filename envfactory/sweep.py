@@ -25,8 +25,9 @@ class SweepSpec(BaseModel):
 
     sweep: str = Field(pattern=NAME, description="name; outputs go to results/<sweep>/")
     description: str = ""
-    base: str | None = Field(None, description="experiment YAML the points start from (relative to this file); "
-                                               "null = the invocation's config (config/config.yaml + --configfile)")
+    base: str | list[str] | None = Field(
+        None, description="experiment YAML file(s) the points start from (relative to this file, merged in order); "
+                          "null = the invocation's config (config/config.yaml + --configfile)")
     overrides: dict[str, Any] = Field(default_factory=dict, description="applied to every point")
     variants: dict[str, dict[str, Any]] = Field(min_length=1, description="variant name -> partial config")
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
@@ -58,6 +59,14 @@ def deep_merge(base: dict, override: dict) -> dict:
     return out
 
 
+def merge_files(paths: list[Path], base: dict | None = None) -> dict:
+    """YAML config files merged in order over `base`, as Snakemake merges `--configfile` over its default."""
+    merged = base or {}
+    for path in paths:
+        merged = deep_merge(merged, yaml.safe_load(Path(path).read_text()) or {})
+    return merged
+
+
 def point_name(variant: str, seed: int) -> str:
     return f"{variant}-s{seed}"
 
@@ -65,8 +74,8 @@ def point_name(variant: str, seed: int) -> str:
 def expand_sweep(spec: SweepSpec, base_config: dict, spec_dir: Path | None = None) -> dict[str, ExperimentConfig]:
     """Output folder -> validated config, for every (variant, seed) in file order."""
     if spec.base is not None:
-        base_path = (spec_dir or Path(".")) / spec.base
-        base_config = yaml.safe_load(base_path.read_text()) or {}
+        files = [spec.base] if isinstance(spec.base, str) else spec.base
+        base_config = merge_files([(spec_dir or Path(".")) / f for f in files])
     base_config = deep_merge(base_config, spec.overrides)
     results_dir = f"{base_config.get('results_dir', 'results')}/{spec.sweep}"
     points = {}

@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 
 from envfactory.config import ExperimentConfig
-from envfactory.sweep import expand_sweep, load_sweeps
+from envfactory.sweep import expand_sweep, load_sweeps, merge_files
+from envfactory.train.model_card import card_names, load_card
 from envfactory import tracking
 
 CFG = ExperimentConfig.model_validate(config)
@@ -24,14 +25,30 @@ for _name, (_spec, _path) in SWEEPS.items():
     POINTS.update(SWEEP_POINTS[_name])
 
 MODEL = CFG.train.model
-STAGES = list(CFG.train.stages)
-FINAL_STAGE = STAGES[-1] if STAGES else "base"
 HEADLINE = f"{CFG.results_dir}/{MODEL}.json"
+
+
+def model_experiment(model):
+    """The experiment behind results/<model>.json: the invocation's when it names `model`, else the experiment
+    the model card names (the paper's protocol at its scale), merged over config/config.yaml as Snakemake merges
+    `--configfile`, so `snakemake results/qwen3-8b.json` works as written."""
+    if model == MODEL:
+        return CFG
+    files = [Path(workflow.basedir) / f for f in load_card(model).experiment]
+    raw = merge_files(files, merge_files([Path(workflow.basedir) / "config" / "config.yaml"]))
+    raw["results_dir"] = CFG.results_dir
+    return ExperimentConfig.model_validate(raw)
+
+
+HEADLINES = {m: model_experiment(m) for m in card_names()}
+for _cfg in HEADLINES.values():
+    POINTS.setdefault(str(_cfg.out_dir()), _cfg)
 
 wildcard_constraints:
     out="|".join(re.escape(o) for o in POINTS),
     sweep="|".join(re.escape(s) for s in SWEEPS) or "(?!)",
     stage="base|sft|rl",
+    model="|".join(re.escape(m) for m in HEADLINES),
     bench="bfcl|tau2|mcp_atlas|vitabench",
 
 

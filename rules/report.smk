@@ -28,10 +28,11 @@ rule report:
 
 
 rule headline:
+    """results/<model>.json for every model card (common.smk: `model_experiment`)."""
     input:
-        f"{OUT}/results.json",
+        lambda wc: f"{HEADLINES[wc.model].out_dir()}/results.json",
     output:
-        HEADLINE,
+        f"{CFG.results_dir}/{{model}}.json",
     run:
         from envfactory.io import atomic_write_text
 

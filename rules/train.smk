@@ -2,11 +2,10 @@
 # for the base model and every trained stage. GPUs come from the model card (config/models/<model>.yaml) as the
 # `gpu` resource (the SLURM profile turns it into the allocation); with more than one GPU the trainer is started
 # by `accelerate launch` inside that allocation, with the card's DeepSpeed ZeRO config. 0 GPUs = CPU.
-from functools import lru_cache
 
 from envfactory.train.model_card import load_card
 
-card = lru_cache(maxsize=None)(load_card)
+card = load_card
 
 
 def train_gpus(wc):

@@ -12,6 +12,7 @@ from transformers.utils import get_json_schema
 from envfactory.train.rewards import RewardConfig
 from envfactory.train.rl import count_format_errors, make_reward_fn, row_tools, task_rows
 from envfactory.train.rl_env import SessionPool, environment_class
+from envfactory.train.rows import TrainView
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +94,7 @@ def test_tool_output_is_cut_to_the_token_budget(setup):
     tok = AutoTokenizer.from_pretrained(resolve_model_path("smollm2-135m"))
     row = next(r for r in rows if any(g["tool"].startswith(("search", "list")) for g in json.loads(r["gold_calls"])))
     tools, routes = row_tools(row, packages, 3, seed=0)
-    env = environment_class(list(row["envs"]), tools, routes)(pool, tok, 16)
+    env = environment_class(list(row["envs"]), tools, routes)(pool, tok, TrainView(max_tool_tokens=16))
     env.reset(**row)
     g = next(g for g in json.loads(row["gold_calls"]) if g["tool"].startswith(("search", "list")))
     text = getattr(env, g["name"])(**g["arguments"])

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from envfactory.train.rows import called_tools, clean_messages, select_tools, truncate_tokens
+from envfactory.train.rows import TrainView, called_tools, clean_messages, select_tools, truncate_tokens
 from envfactory.train.sft import tokenize_example
 
 pytestmark = pytest.mark.slow  # needs the converted default model's tokenizer
@@ -61,7 +61,8 @@ def test_tool_outputs_are_cut_to_a_token_budget(tokenizer):
     cut = truncate_tokens(long, tokenizer, 40)
     assert cut.startswith(long[:20]) and "[truncated" in cut
     assert len(tokenizer(cut)["input_ids"]) < 60
-    msgs = clean_messages(MESSAGES[:3] + [{**MESSAGES[3], "content": long}] + MESSAGES[4:], tokenizer, 40)
+    msgs = clean_messages(MESSAGES[:3] + [{**MESSAGES[3], "content": long}] + MESSAGES[4:], tokenizer,
+                          TrainView(max_tool_tokens=40))
     assert "[truncated" in msgs[3]["content"] and msgs[4]["content"] == "Done: guest G-0001 found."
     assert msgs[2]["tool_calls"][0]["function"]["arguments"] == {"email": "ana@example.com"}
 

@@ -28,9 +28,9 @@ def _resources(block: str) -> dict[str, str]:
 
 @pytest.mark.slow
 def test_paper_scale_dry_run_on_slurm(tmp_path):
+    """The headline command as written: no --configfile; the card names the paper experiment."""
     pytest.importorskip("snakemake_executor_plugin_slurm")
-    proc = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--profile", "profiles/slurm", "results/qwen3-8b.json",
-                           "--configfile", "config/experiments/paper_qwen3_8b.yaml"],
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--profile", "profiles/slurm", "results/qwen3-8b.json"],
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-3000:]
@@ -43,3 +43,17 @@ def test_paper_scale_dry_run_on_slurm(tmp_path):
     assert _resources(jobs["rl"][0])["gpu"] == "8"
     assert len(jobs["eval_bench"]) == 4 and all(_resources(b)["gpu"] == "1" for b in jobs["eval_bench"])
     assert _resources(jobs["report"][0])["slurm_partition"] == "cpu"
+    assert "results/paper_qwen3_8b/config.json" in out  # the paper experiment, not the CPU default
+
+
+@pytest.mark.parametrize("model", ["qwen3-1.7b", "qwen3-4b"])
+def test_every_card_headline_resolves_to_its_paper_experiment(model):
+    """`snakemake -n results/<card>.json` with the default config: each card's paper experiment, sized by its card."""
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "-n", f"results/{model}.json"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-3000:]
+    jobs = _job_blocks(out)
+    name = "paper_" + model.replace("-", "_")
+    assert f"results/{name}/train/sft/metrics.json" in jobs["sft"][0]
+    assert _resources(jobs["sft"][0])["gpu"] == str({"qwen3-1.7b": 2, "qwen3-4b": 4}[model])

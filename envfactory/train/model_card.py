@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
@@ -28,6 +29,11 @@ class ModelCard(BaseModel):
     sft_learning_rate: float = 1e-5
     rl_learning_rate: float = 1e-6
     lora: bool = False
+    experiment: list[str] = Field(
+        default_factory=lambda: ["config/config.yaml"],
+        description="config files (relative to the workflow, merged in order over config/config.yaml) of the "
+                    "experiment that `snakemake results/<name>.json` runs when the invocation's config names "
+                    "another model: the paper's protocol at this model's scale")
     notes: str = ""
 
     @model_validator(mode="after")
@@ -44,11 +50,16 @@ class ModelCard(BaseModel):
         return DEEPSPEED_DIR / f"zero{self.deepspeed_stage}.json" if self.deepspeed_stage else None
 
 
+@lru_cache(maxsize=None)
 def load_card(name: str) -> ModelCard:
     path = CARDS_DIR / f"{name}.yaml"
     if not path.is_file():
-        raise FileNotFoundError(f"no model card {name!r}; have {sorted(p.stem for p in CARDS_DIR.glob('*.yaml'))}")
+        raise FileNotFoundError(f"no model card {name!r}; have {card_names()}")
     return ModelCard.model_validate(yaml.safe_load(path.read_text()))
+
+
+def card_names() -> list[str]:
+    return sorted(p.stem for p in CARDS_DIR.glob("*.yaml"))
 
 
 def load_deepspeed(stage: int) -> dict:

@@ -2,8 +2,9 @@
 
     r = max(0, tau * trace + (1 - tau) * state - length_penalty - format_penalty)
 
-trace           1 iff every gold call is matched, in order, by a predicted call (name + arguments, numeric
-                tolerance, masked arguments); `partial_trace` gives the matched fraction instead
+trace           1 iff every gold call is matched by a distinct predicted call (name + arguments, numeric
+                tolerance, masked arguments), in order by default or in any order (`trace_order: any`, the
+                paper); `partial_trace` gives the matched fraction instead
 state           fraction of involved environments whose final state hash equals the gold one. A state match is
                 evidence only where the gold trajectory changed the state: for environments it left untouched
                 the term falls back to trace, so doing nothing on a read-only task earns nothing
@@ -60,6 +61,11 @@ class RewardConfig(BaseModel):
     penalty_per_call: float = 0.05
     penalty_cap: float = 0.5
     masked_args: list[str] = Field(default_factory=list)
+    trace_order: Literal["ordered", "any"] = Field("ordered", description="gold calls matched in order, or in any "
+                                                                          "order (the paper)")
+    extra_arguments: Literal["reject", "ignore"] = Field("reject", description="a predicted argument the gold call "
+                                                                              "lacks fails the match, or is ignored "
+                                                                              "(the paper)")
     tolerance: float = 1e-6
 
 
@@ -80,7 +86,8 @@ def trace_term(o: RolloutOutcome, cfg: RewardConfig) -> float:
     if not o.gold_calls:
         return 1.0
     pred = [c for c in o.predicted_calls if isinstance(c[2], dict)]
-    n = matched_gold([tuple(c) for c in o.gold_calls], [tuple(c) for c in pred], cfg.masked_args, cfg.tolerance)
+    n = matched_gold([tuple(c) for c in o.gold_calls], [tuple(c) for c in pred], cfg.masked_args, cfg.tolerance,
+                     ordered=cfg.trace_order == "ordered", extra_arguments=cfg.extra_arguments == "ignore")
     return n / len(o.gold_calls) if cfg.partial_trace else float(n == len(o.gold_calls))
 
 

@@ -9,6 +9,7 @@ dicts (the same text SFT and evaluation show the model), not re-derived from the
 from __future__ import annotations
 
 import json
+import os
 from collections import defaultdict
 from pathlib import Path
 
@@ -19,15 +20,24 @@ from ..querygen.rollouts import offered_tools
 from .rewards import RewardConfig, composite_reward
 from .rl_env import SessionPool, environment_class
 from .rows import TrainView, row_rng, select_tools
+from .sft import deepspeed_file
 
 COMPONENTS = ("trace", "state", "length_penalty", "format_penalty")
 
 
 class RLSettings(BaseModel):
+    """GRPO hyperparameters. Fields left unset take the model card's values (resolved into `config.json`)."""
     model_config = ConfigDict(extra="forbid")
-    max_steps: int = 4
+    max_steps: int | None = Field(4, ge=1, description="optimizer steps; null = num_train_epochs over the RL rows")
+    num_train_epochs: float = Field(1.0, gt=0, description="used when max_steps is null (the paper: 10)")
     num_generations: int = Field(4, ge=2, description="rollouts per prompt (the GRPO group)")
-    prompts_per_step: int = 2
+    prompts_per_step: int = Field(2, ge=1, description="prompts rolled out per generation batch (the paper: 256)")
+    mini_batch_prompts: int | None = Field(None, ge=1, description="prompts per optimizer step; a generation batch "
+                                                                   "gives prompts_per_step / this many updates "
+                                                                   "(the paper: 64); null = prompts_per_step")
+    per_device_train_batch_size: int | None = Field(None, ge=1, description="rollouts per device per forward pass "
+                                                                            "(the paper: 2); null = a whole "
+                                                                            "mini-batch at once")
     max_completion_length: int = Field(160, description="tokens over all turns of one rollout (tool outputs included)")
     max_turns: int = Field(3, description="tool-calling iterations per rollout")
     learning_rate: float = 5e-6
@@ -37,8 +47,31 @@ class RLSettings(BaseModel):
     reward: RewardConfig = Field(default_factory=RewardConfig)
     lora: bool = False
     lora_r: int = 16
-    deepspeed: str | None = None
+    deepspeed: str | None = Field(None, description="DeepSpeed config for GPU runs: zero2 | zero3 (bundled) or a JSON path")
     seed: int = 0
+
+
+def rl_arguments(settings: RLSettings, out_dir: Path, gpu: bool, bf16: bool, world_size: int = 1) -> dict:
+    """GRPOConfig keyword arguments: the paper's batch shape (generation batch, mini-batch, micro-batch) in
+    TRL's terms; tested without a GPU by passing gpu."""
+    g = settings.num_generations
+    generation = settings.prompts_per_step * g
+    mini = (settings.mini_batch_prompts or settings.prompts_per_step) * g
+    micro = settings.per_device_train_batch_size or max(1, mini // world_size)
+    if generation % mini or mini % (micro * world_size):
+        raise ValueError(f"RL batch shape does not divide: {generation} rollouts per generation batch, {mini} per "
+                         f"optimizer step, {micro} per device x {world_size} devices")
+    steps = settings.max_steps
+    return dict(output_dir=str(out_dir / "checkpoints"), max_steps=steps or -1,
+                num_train_epochs=settings.num_train_epochs, learning_rate=settings.learning_rate,
+                per_device_train_batch_size=micro, gradient_accumulation_steps=mini // (micro * world_size),
+                steps_per_generation=generation // (micro * world_size), num_generations=g,
+                max_completion_length=settings.max_completion_length,
+                max_tool_calling_iterations=settings.max_turns, beta=settings.beta,
+                temperature=settings.temperature, logging_steps=1,
+                save_steps=max(1, steps // 2) if steps else 100, save_total_limit=1, report_to=[],
+                seed=settings.seed, use_cpu=not gpu, deepspeed=deepspeed_file(settings.deepspeed, gpu),
+                bf16=gpu and bf16, gradient_checkpointing=gpu, dataloader_num_workers=0)
 
 
 def task_rows(rl_path: Path, split: str = "train", limit: int | None = None) -> list[dict]:
@@ -105,7 +138,7 @@ def run_rl(settings: RLSettings, model_path: str, view: TrainView, rl_path: Path
         tools, routes = row_tools(row, packages, view.max_tools, settings.seed)
         cls = environment_class(list(row["envs"]), tools, routes)
         name = row["chain_id"]
-        factories[name] = (lambda c=cls: c(pool, tokenizer, view.max_tool_tokens))
+        factories[name] = (lambda c=cls: c(pool, tokenizer, view))
         schemas[name] = tools
         prompt = [{"role": m["role"], "content": m["content"] or ""} for m in row["prompt"]]
         records.append({"prompt": prompt, "environment": name, "scenarios": row["scenarios"],
@@ -113,15 +146,8 @@ def run_rl(settings: RLSettings, model_path: str, view: TrainView, rl_path: Path
     dataset = datasets.Dataset.from_list(records)
 
     gpu = torch.cuda.is_available()
-    batch = settings.prompts_per_step * settings.num_generations
-    args = GRPOConfig(output_dir=str(out_dir / "checkpoints"), max_steps=settings.max_steps,
-                      learning_rate=settings.learning_rate, per_device_train_batch_size=batch,
-                      num_generations=settings.num_generations, max_completion_length=settings.max_completion_length,
-                      max_tool_calling_iterations=settings.max_turns, beta=settings.beta,
-                      temperature=settings.temperature, logging_steps=1, save_steps=max(1, settings.max_steps // 2),
-                      save_total_limit=1, report_to=[], seed=settings.seed, use_cpu=not gpu, deepspeed=settings.deepspeed,
-                      bf16=gpu and torch.cuda.is_bf16_supported(), gradient_checkpointing=gpu,
-                      dataloader_num_workers=0)
+    args = GRPOConfig(**rl_arguments(settings, out_dir, gpu, gpu and torch.cuda.is_bf16_supported(),
+                                     int(os.environ.get("WORLD_SIZE", "1"))))
     peft_config = None
     if settings.lora:
         from peft import LoraConfig

@@ -17,7 +17,7 @@ from typing import Any
 from ..env.package import EnvPackage
 from ..env.sandbox import SandboxedEnv, SandboxLimits
 from .rewards import RolloutOutcome, row_outcome
-from .rows import truncate_tokens
+from .rows import TrainView
 
 _JSON_TO_PY = {"string": str, "integer": int, "number": float, "boolean": bool, "array": list, "object": dict}
 
@@ -85,8 +85,8 @@ class TaskEnvironment:
     envs: tuple[str, ...] = ()
     routes: dict[str, tuple[str, str]] = {}
 
-    def __init__(self, pool: SessionPool, tokenizer=None, max_tool_tokens: int | None = None):
-        self._pool, self._tokenizer, self._max_tool_tokens = pool, tokenizer, max_tool_tokens
+    def __init__(self, pool: SessionPool, tokenizer=None, view: TrainView | None = None):
+        self._pool, self._tokenizer, self._view = pool, tokenizer, view or TrainView(max_tool_tokens=None)
         self._sessions: dict[str, SandboxedEnv] = {}
         self._row: dict = {}
         self._calls: list[tuple[str, str, Any]] = []
@@ -108,7 +108,7 @@ class TaskEnvironment:
             return json.dumps({"error": {"kind": "not_ready", "message": "environment not reset"}})
         self._calls.append((env, tool, arguments))
         result = self._sessions[env].call(tool, arguments)
-        return truncate_tokens(json.dumps(result, ensure_ascii=False), self._tokenizer, self._max_tool_tokens)
+        return self._view.shorten(json.dumps(result, ensure_ascii=False), self._tokenizer)
 
     def outcome(self, format_errors: int = 0) -> RolloutOutcome:
         """Score inputs of the finished rollout; returns the sandbox workers to the pool."""

@@ -17,7 +17,14 @@ class TrainView(BaseModel):
     model_config = ConfigDict(extra="forbid")
     max_tools: int | None = Field(3, ge=1, description="offer the gold tools plus distractors up to this many; "
                                                        "null = every tool of the environment (paper scale)")
-    max_tool_tokens: int | None = Field(96, ge=8, description="tool outputs (and answers echoing them) cut to this")
+    max_tool_tokens: int | None = Field(96, ge=8, description="tool outputs (and answers echoing them) cut to this "
+                                                               "many tokens, keeping the head")
+    max_tool_chars: int | None = Field(None, ge=16, description="tool outputs cut to this many characters, keeping "
+                                                                "head and tail (the paper: 512, a middle cut)")
+
+    def shorten(self, text: str, tokenizer=None) -> str:
+        """A tool output as the model sees it: the character budget (middle cut), then the token budget."""
+        return truncate_tokens(truncate_middle(text, self.max_tool_chars), tokenizer, self.max_tool_tokens)
 
 
 def called_tools(messages: list[dict]) -> set[str]:
@@ -45,13 +52,23 @@ def truncate_tokens(text: str, tokenizer, budget: int | None) -> str:
     return tokenizer.decode(ids[:budget]) + f" ...[truncated {len(ids) - budget} tokens]"
 
 
-def clean_messages(messages: list[dict], tokenizer=None, max_tool_tokens: int | None = None) -> list[dict]:
+def truncate_middle(text: str, budget: int | None) -> str:
+    """Keep the first and last `budget // 2` characters, saying how much was cut (the paper's tool-output cut)."""
+    if budget is None or len(text) <= budget:
+        return text
+    half = budget // 2
+    return f"{text[:half]} ...[truncated {len(text) - 2 * half} chars]... {text[len(text) - half:]}"
+
+
+def clean_messages(messages: list[dict], tokenizer=None, view: TrainView | None = None) -> list[dict]:
     """Template-ready messages: arguments as objects, tool outputs (and answers echoing them) within budget."""
     out = []
     for m in messages:
         content = m.get("content") or ""
-        if m["role"] == "tool" or (m["role"] == "assistant" and not m.get("tool_calls")):
-            content = truncate_tokens(content, tokenizer, max_tool_tokens)
+        if view is not None and m["role"] == "tool":
+            content = view.shorten(content, tokenizer)
+        elif view is not None and m["role"] == "assistant" and not m.get("tool_calls"):
+            content = truncate_tokens(content, tokenizer, view.max_tool_tokens)  # answers may echo outputs
         d = {"role": m["role"], "content": content}
         if m.get("tool_calls"):
             d["tool_calls"] = [{"type": "function",

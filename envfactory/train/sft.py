@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import random
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -19,30 +19,83 @@ from .rows import TrainView, called_tools, clean_messages, row_rng, select_tools
 
 
 class SFTSettings(BaseModel):
+    """SFT hyperparameters. Fields left unset take the model card's values (`ExperimentConfig` resolves them
+    before `config.json` is written, so what a stage reads is what it runs with)."""
     model_config = ConfigDict(extra="forbid")
     max_length: int = 1536
-    max_steps: int = 30
+    max_steps: int | None = Field(30, ge=1, description="optimizer steps; null = num_train_epochs over the data")
+    num_train_epochs: float = Field(1.0, gt=0, description="used when max_steps is null (the paper: 1 epoch)")
     learning_rate: float = Field(1e-4, description="full fine-tuning of the tiny default; model cards set larger models' rates")
+    lr_scheduler_type: str = Field("linear", description="transformers scheduler name (the paper: cosine)")
     per_device_train_batch_size: int = 1
     gradient_accumulation_steps: int = 4
-    warmup_steps: int = 2
+    warmup_steps: float = Field(2, ge=0, description="warm-up steps, or a fraction of all steps when < 1 (the paper: 0.1)")
     max_examples: int | None = None
+    loss_on: Literal["assistant", "last_assistant"] = Field(
+        "assistant", description="train on every assistant turn, or only the last one of each record (the paper's "
+                                 "LLaMA-Factory `mask_history`)")
     lora: bool = False
     lora_r: int = 16
-    deepspeed: str | None = Field(None, description="DeepSpeed JSON config (GPU runs)")
+    deepspeed: str | None = Field(None, description="DeepSpeed config for GPU runs: zero2 | zero3 (bundled) or a JSON path")
     seed: int = 0
     logging_steps: int = 5
     save_steps: int | None = Field(None, description="checkpoint interval for resuming (None = half-way; "
                                                      "0 = no intermediate checkpoint)")
 
 
-def tokenize_example(tokenizer, messages: list[dict], tools: list[dict], max_length: int) -> dict[str, Any] | None:
+def deepspeed_file(name: str | None, gpu: bool) -> str | None:
+    """The DeepSpeed JSON a run passes to the trainer: refuse, rather than silently drop, ZeRO without a GPU."""
+    if name is None:
+        return None
+    if not gpu:
+        raise RuntimeError(f"DeepSpeed {name!r} is configured (from the model card or the config) but no GPU is "
+                           "visible; run on a GPU node, or set train.sft.deepspeed / train.rl.deepspeed to null")
+    from .model_card import DEEPSPEED_DIR
+
+    bundled = DEEPSPEED_DIR / f"{name}.json"
+    path = bundled if bundled.is_file() else Path(name)
+    if not path.is_file():
+        raise FileNotFoundError(f"DeepSpeed config {name!r}: neither a bundled config (zero2, zero3) nor a file")
+    return str(path)
+
+
+def sft_arguments(settings: SFTSettings, out_dir: Path, gpu: bool, bf16: bool) -> dict[str, Any]:
+    """SFTConfig keyword arguments: the settings as the trainer gets them (tested without a GPU by passing gpu)."""
+    steps = settings.max_steps
+    return dict(output_dir=str(out_dir / "checkpoints"), max_steps=steps or -1,
+                num_train_epochs=settings.num_train_epochs, learning_rate=settings.learning_rate,
+                lr_scheduler_type=settings.lr_scheduler_type,
+                per_device_train_batch_size=settings.per_device_train_batch_size,
+                gradient_accumulation_steps=settings.gradient_accumulation_steps, warmup_steps=settings.warmup_steps,
+                logging_steps=min(settings.logging_steps, steps) if steps else settings.logging_steps,
+                save_strategy="no" if settings.save_steps == 0 else "steps",
+                save_steps=settings.save_steps or (max(1, steps // 2) if steps else 500), save_total_limit=1,
+                max_length=settings.max_length, report_to=[], seed=settings.seed,
+                deepspeed=deepspeed_file(settings.deepspeed, gpu), use_cpu=not gpu, dataloader_num_workers=0,
+                # TRL defaults to bf16 + activation checkpointing: right on GPUs, ~10x slower on a CPU
+                # without bf16 units, where a 135M model needs neither.
+                bf16=gpu and bf16, gradient_checkpointing=gpu)
+
+
+def tokenize_example(tokenizer, messages: list[dict], tools: list[dict], max_length: int,
+                     loss_on: str = "assistant") -> dict[str, Any] | None:
     out = tokenizer.apply_chat_template(messages, tools=tools or None, return_dict=True,
                                         return_assistant_tokens_mask=True, tokenize=True)
     ids, mask = list(out["input_ids"]), list(out["assistant_masks"])
+    if loss_on == "last_assistant" and any(mask):
+        mask = last_span(mask)
     if len(ids) > max_length or not any(mask):
         return None  # too long to train on whole: dropping beats truncating away the answer
     return {"input_ids": ids, "assistant_masks": mask}
+
+
+def last_span(mask: list[int]) -> list[int]:
+    """Only the last run of 1s: each assistant message is one contiguous `{% generation %}` block."""
+    end = len(mask) - mask[::-1].index(1)
+    start = end
+    while start > 0 and mask[start - 1]:
+        start -= 1
+    return [1 if start <= i < end else 0 for i in range(len(mask))]
 
 
 def build_dataset(sft_path: Path, tokenizer, settings: SFTSettings, view: TrainView, split: str = "train"):
@@ -53,10 +106,10 @@ def build_dataset(sft_path: Path, tokenizer, settings: SFTSettings, view: TrainV
     random.Random(settings.seed).shuffle(rows)
     examples, dropped = [], 0
     for r in rows:
-        messages = clean_messages(r["messages"], tokenizer, view.max_tool_tokens)
+        messages = clean_messages(r["messages"], tokenizer, view)
         tools = select_tools(json.loads(r["tools"]), called_tools(messages), view.max_tools,
                              row_rng(settings.seed, r["chain_id"]))
-        ex = tokenize_example(tokenizer, messages, tools, settings.max_length)
+        ex = tokenize_example(tokenizer, messages, tools, settings.max_length, settings.loss_on)
         if ex is None:
             dropped += 1
             continue
@@ -100,22 +153,12 @@ def run_sft(settings: SFTSettings, model: str, view: TrainView, sft_path: Path, 
         peft_config = LoraConfig(r=settings.lora_r, lora_alpha=2 * settings.lora_r, task_type="CAUSAL_LM",
                                  target_modules="all-linear")
     gpu = torch.cuda.is_available()
-    args = SFTConfig(output_dir=str(out_dir / "checkpoints"), max_steps=settings.max_steps,
-                     learning_rate=settings.learning_rate, per_device_train_batch_size=settings.per_device_train_batch_size,
-                     gradient_accumulation_steps=settings.gradient_accumulation_steps, warmup_steps=settings.warmup_steps,
-                     logging_steps=min(settings.logging_steps, settings.max_steps),
-                     save_strategy="no" if settings.save_steps == 0 else "steps",
-                     save_steps=settings.save_steps or max(1, settings.max_steps // 2), save_total_limit=1,
-                     max_length=settings.max_length, report_to=[], seed=settings.seed,
-                     deepspeed=settings.deepspeed, use_cpu=not gpu, dataloader_num_workers=0,
-                     # TRL defaults to bf16 + activation checkpointing: right on GPUs, ~10x slower on a CPU
-                     # without bf16 units, where a 135M model needs neither.
-                     bf16=gpu and torch.cuda.is_bf16_supported(), gradient_checkpointing=gpu)
+    args = SFTConfig(**sft_arguments(settings, out_dir, gpu, gpu and torch.cuda.is_bf16_supported()))
     # Pre-tokenized rows with `assistant_masks`: TRL turns the mask into labels (-100 elsewhere).
     trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
                          peft_config=peft_config)
     latest = _latest_checkpoint(out_dir / "checkpoints")
-    if latest is not None and _checkpoint_step(latest) >= settings.max_steps:
+    if latest is not None and settings.max_steps and _checkpoint_step(latest) >= settings.max_steps:
         # Killed after training finished but before metrics.json: resuming would train one step past
         # max_steps (transformers restarts the loop), so take the final checkpoint as it is.
         from transformers.trainer_callback import TrainerState

@@ -23,27 +23,6 @@ def base_model_ref(cfg: ExperimentConfig) -> str:
     return card.hub_id if card.source == "hub" else card.name
 
 
-def card_settings(cfg: ExperimentConfig):
-    """SFT / RL settings at the model's scale: the card fills what the experiment config leaves unset.
-
-    A field the config sets explicitly wins; otherwise batch sizes, sequence length, learning rates, LoRA and
-    (when a GPU is present) the card's DeepSpeed stage come from `config/models/<model>.yaml`.
-    """
-    import torch
-
-    card = load_card(cfg.train.model)
-    sft, rl = cfg.train.sft, cfg.train.rl
-    sft_card = {"per_device_train_batch_size": card.per_device_train_batch_size,
-                "gradient_accumulation_steps": card.gradient_accumulation_steps, "max_length": card.max_length,
-                "learning_rate": card.sft_learning_rate, "lora": card.lora}
-    rl_card = {"learning_rate": card.rl_learning_rate, "lora": card.lora}
-    if card.deepspeed_stage and torch.cuda.is_available():
-        sft_card["deepspeed"] = rl_card["deepspeed"] = str(card.deepspeed_config())
-    sft = sft.model_copy(update={k: v for k, v in sft_card.items() if k not in sft.model_fields_set})
-    rl = rl.model_copy(update={k: v for k, v in rl_card.items() if k not in rl.model_fields_set})
-    return sft, rl
-
-
 def model_ref(ref: str) -> str:
     """A stage's metrics.json -> its saved model dir; anything else is already a model name/path."""
     if ref.endswith(".json"):
@@ -62,7 +41,7 @@ def run_sft_stage(cfg: ExperimentConfig, sft_data: Path, out: Path) -> dict:
 
     out_dir = out.parent
     with rule_run("sft", cfg) as run:
-        settings, _ = card_settings(cfg)
+        settings = cfg.train.sft  # the model card is already resolved into it (config.py)
         run.params({"model": cfg.train.model, **{f"sft.{k}": v for k, v in settings.model_dump().items()},
                     **{f"view.{k}": v for k, v in cfg.train.view.model_dump().items()}})
         m = run_sft(settings, base_model_ref(cfg), cfg.train.view, sft_data, out_dir)
@@ -78,7 +57,7 @@ def run_rl_stage(cfg: ExperimentConfig, manifest: Path, rl_data: Path, init_mode
 
     out_dir = out.parent
     with rule_run("rl", cfg) as run:
-        _, settings = card_settings(cfg)
+        settings = cfg.train.rl
         run.params({"model": cfg.train.model, "init": init_model,
                     **{f"rl.{k}": v for k, v in settings.model_dump().items() if k != "reward"},
                     **{f"reward.{k}": v for k, v in settings.reward.model_dump().items()}})
@@ -101,7 +80,6 @@ def run_eval_envs_stage(cfg: ExperimentConfig, manifest: Path, rl_data: Path, mo
     from ..agent.loop import llm_policy
     from .eval_envs import evaluate
     from .rl import task_rows
-    from .rows import truncate_tokens
 
     h = cfg.train.heldout
     ref = model_ref(model)
@@ -115,7 +93,7 @@ def run_eval_envs_stage(cfg: ExperimentConfig, manifest: Path, rl_data: Path, mo
         report = evaluate(llm_policy(client, max_tokens=h.max_new_tokens), rows, admitted_packages(manifest),
                           max_turns=h.max_turns, max_tool_chars=None, split="heldout",
                           max_tools=cfg.train.view.max_tools, seed=cfg.train.rl.seed,
-                          shorten=lambda text: truncate_tokens(text, tokenizer, cfg.train.view.max_tool_tokens))
+                          shorten=lambda text: cfg.train.view.shorten(text, tokenizer))
         result = {"stage": stage, "model_dir": ref, "wall_s": round(time.time() - t0, 1), **report.model_dump()}
         run.metrics({f"heldout_{k}": v for k, v in result.items() if isinstance(v, (int, float))})
         atomic_write_text(out, json.dumps(result, indent=2))
