@@ -16,6 +16,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
+from evals.report import PaperNumber
+
 from .io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from .sweep import SweepSpec
 
@@ -53,7 +55,7 @@ class SweepSummary(BaseModel):
     model: str
     points: list[PointSummary]
     variants: list[VariantSummary]
-    paper: dict[str, float] = Field(default_factory=dict)
+    paper: dict[str, PaperNumber] = Field(default_factory=dict)
 
 
 def collect_point(out: Path) -> PointSummary:
@@ -222,9 +224,11 @@ def render_html(s: SweepSummary, plots: dict[str, bytes]) -> str:
         for v in s.variants)
     paper_rows = "".join(
         f"<tr><td>{e(k)}</td><td>{_fmt(max((v.mean[k] for v in s.variants if k in v.mean), default=None))}</td>"
-        f"<td>{_fmt(s.paper.get(k))}</td></tr>" for k in s.metrics)
+        f"<td>{_fmt(s.paper[k].base) if k in s.paper else '—'}</td><td>{_fmt(s.paper[k].trained) if k in s.paper else '—'}"
+        f"</td><td>{e(s.paper[k].source) if k in s.paper else ''}</td></tr>"
+        for k in s.metrics + sorted(set(s.paper) - set(s.metrics)))
     paper_note = ("" if s.paper else "<p class='note'>No paper numbers for this model in config/paper_results.yaml "
-                  "(left empty until verified against the paper's tables).</p>")
+                  "(only verified numbers are listed there).</p>")
     points = "".join(
         f"<tr><td>{e(p.variant)}</td><td>{p.seed}</td><td>{p.train_envs}</td><td><code>{e(p.out)}</code></td>"
         + "".join(f"<td>{_fmt(p.metrics.get(k))}</td>" for k in s.metrics) + "</tr>" for p in s.points)
@@ -248,7 +252,7 @@ values are mean ± standard error over seeds.</p>
 <h2>Per variant</h2>
 <table id="variants"><tr><th>variant</th><th>x</th><th>seeds</th>{head}</tr>{rows}</table>
 <h2>Ours vs the paper</h2>
-<table id="paper"><tr><th>metric</th><th>ours (best variant)</th><th>paper</th></tr>{paper_rows}</table>{paper_note}
+<table id="paper"><tr><th>metric</th><th>ours (best variant)</th><th>paper base</th><th>paper EnvFactory</th><th>source</th></tr>{paper_rows}</table>{paper_note}
 <h2>Points</h2>
 <table id="points"><tr><th>variant</th><th>seed</th><th>training envs</th><th>folder</th>
 {''.join(f'<th>{e(k)}</th>' for k in s.metrics)}</tr>{points}</table>

@@ -13,14 +13,14 @@ from importlib import metadata
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from envfactory.config import ExperimentConfig
 from envfactory.io import atomic_write_text
 
 from .base import BenchmarkResult, file_sha256
 
-RESULTS_SCHEMA_VERSION = 1
+RESULTS_SCHEMA_VERSION = 2  # 2: paper numbers carry base, trained and source
 PAPER_RESULTS = Path(__file__).resolve().parents[1] / "config" / "paper_results.yaml"
 TRACKED_PACKAGES = ("envfactory", "torch", "transformers", "trl", "peft", "deepspeed", "snakemake", "mlflow", "mcp",
                     "pydantic", "pyarrow", "datasets")
@@ -38,6 +38,14 @@ class Provenance(BaseModel):
     config: dict = Field(default_factory=dict, description="the resolved experiment config (re-run from it)")
 
 
+class PaperNumber(BaseModel):
+    """One number the paper reports, with where it comes from."""
+    model_config = ConfigDict(extra="forbid")
+    base: float | None = Field(None, ge=0, le=1, description="the untrained model")
+    trained: float = Field(ge=0, le=1, description="the paper's EnvFactory model")
+    source: str = Field(min_length=1)
+
+
 class ModelResults(BaseModel):
     schema_version: int = RESULTS_SCHEMA_VERSION
     model: str
@@ -45,7 +53,7 @@ class ModelResults(BaseModel):
     benchmarks: dict[str, BenchmarkResult]
     heldout: dict[str, dict] = Field(default_factory=dict, description="stage -> held-out environment success")
     training: dict[str, dict] = Field(default_factory=dict, description="stage -> training metrics summary")
-    paper: dict[str, float] = Field(default_factory=dict, description="the paper's reported numbers, when known")
+    paper: dict[str, PaperNumber] = Field(default_factory=dict, description="the paper's reported numbers, when known")
     contamination: dict[str, dict] = Field(default_factory=dict, description="benchmark -> overlap counts with the "
                                                                              "training environments (full list: "
                                                                              "evals/contamination.json)")
@@ -62,10 +70,12 @@ def package_versions() -> dict[str, str]:
     return out
 
 
-def paper_numbers(model: str) -> dict[str, float]:
+def paper_numbers(model: str) -> dict[str, PaperNumber]:
+    """The paper's numbers for a model card, keyed like our metrics (`config/paper_results.yaml`)."""
     if not PAPER_RESULTS.is_file():
         return {}
-    return {k: float(v) for k, v in ((yaml.safe_load(PAPER_RESULTS.read_text()) or {}).get(model) or {}).items()}
+    entries = (yaml.safe_load(PAPER_RESULTS.read_text()) or {}).get(model) or {}
+    return {k: PaperNumber.model_validate(v) for k, v in entries.items()}
 
 
 def _count_cache(cfg: ExperimentConfig) -> int:

@@ -145,3 +145,14 @@ def test_rl_batch_shape_that_does_not_divide_is_refused(tmp_path):
 
     with pytest.raises(ValueError, match="does not divide"):
         rl_arguments(RLSettings(prompts_per_step=6, mini_batch_prompts=4), tmp_path, gpu=False, bf16=False)
+
+
+def test_paper_numbers_carry_their_source_and_use_our_metric_keys():
+    from evals.report import paper_numbers
+
+    for model in card_names():
+        for key, number in paper_numbers(model).items():
+            assert key.split(".")[0] in {"bfcl", "tau2", "mcp_atlas", "vitabench", "heldout"}, key
+            assert number.source and (number.base is None or number.base < number.trained)
+    assert paper_numbers("qwen3-8b")["mcp_atlas"].trained == pytest.approx(0.1375)
+    assert paper_numbers("qwen3-4b")["bfcl.multi_turn"].base == pytest.approx(0.335)

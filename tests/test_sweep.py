@@ -13,6 +13,7 @@ from browser import chromium_command, parse_dom, png_info
 from envfactory.config import ExperimentConfig
 from envfactory.env.manifest import training_subset
 from envfactory.sweep import SweepSpec, deep_merge, expand_sweep, load_sweeps, member_tags
+from evals.report import PaperNumber
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -123,7 +124,7 @@ def summary():
     points = [_point("envs2", 0, 2, 0.1, 0.0, [(1, 0.1), (2, 0.2)]), _point("envs2", 1, 2, 0.3, 0.5, [(1, 0.3)]),
               _point("envs4", 0, 4, 0.4, 0.5), _point("envs4", 1, 4, 0.4, None),
               _point("all", 0, 12, 0.6, 1.0), _point("all", 1, 12, 0.8, 1.0)]
-    return summarize(spec, points, "tiny", paper={"heldout": 0.7})
+    return summarize(spec, points, "tiny", paper={"heldout": PaperNumber(base=0.1, trained=0.7, source="the test")})
 
 
 def test_summary_aggregates_seeds(summary):
@@ -144,7 +145,7 @@ def test_report_page_renders_in_headless_chromium(summary, tmp_path):
     html = tmp_path / "report.html"
     html.write_text(render_html(summary, plots))
     text = html.read_text()
-    assert "0.200 ± 0.100" in text and "0.700" in text  # variant mean ± s.e., the paper column
+    assert "0.200 ± 0.100" in text and "0.700" in text and "the test" in text  # mean ± s.e.; paper, its source
     assert "http://" not in text and "https://" not in text  # self-contained
 
     base = chromium_command(tmp_path, size="1200,1600")
