@@ -114,7 +114,7 @@ def load_sweeps(dirs: list[Path]) -> dict[str, tuple[SweepSpec, Path]]:
 def member_tags(cfg: ExperimentConfig) -> dict[str, str]:
     """What a sweep point is, as MLflow tags: the axes users filter and group runs by."""
     r = cfg.train.rl.reward
-    terms = [t for t in ("trace", "state", "length_penalty", "format_penalty") if getattr(r, t)]
+    terms = r.enabled()
     tags = {"envfactory.env_count": str(cfg.envs.count if cfg.envs.count is not None else "all"),
             "envfactory.reward_terms": "+".join(terms) or "none", "envfactory.reward_tau": r.tau,
             "envfactory.sampler": cfg.data.sampler, "envfactory.refine": str(cfg.data.refine).lower(),

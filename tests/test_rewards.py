@@ -62,8 +62,8 @@ def test_tau_schedule_and_ablations():
     half = outcome([GOLD[0]], DONE, gold=GOLD)  # state right by luck, trace 0
     assert composite_reward(half, cfg, progress=0.0)["reward"] == pytest.approx(0.1)
     assert composite_reward(half, cfg, progress=1.0)["reward"] == pytest.approx(0.9)
-    assert r(half, trace=False)["reward"] == 1.0 and r(half, state=False)["reward"] == 0.0
-    assert r(outcome(list(GOLD) * 2, DONE), length_penalty=False)["reward"] == 1.0
+    assert r(half, disabled=["trace"])["reward"] == 1.0 and r(half, disabled=["state"])["reward"] == 0.0
+    assert r(outcome(list(GOLD) * 2, DONE), disabled=["length_penalty"])["reward"] == 1.0
 
 
 def test_claiming_success_in_text_earns_nothing():
@@ -88,3 +88,38 @@ def test_calling_every_tool_does_not_pay():
                                             "export", "audit", "login")] + list(GOLD)
     res = r(outcome(everything, OTHER))
     assert res["reward"] <= 0.1 and res["length_penalty"] == pytest.approx(0.4)
+
+
+def test_weights_and_unknown_terms():
+    half = outcome([GOLD[0]], DONE, gold=GOLD)  # trace 0, state 1
+    assert r(half, weights={"state": 3.0})["reward"] == pytest.approx(0.75)  # (0.5*0 + 1.5*1) / 2
+    with pytest.raises(ValueError, match="unknown reward terms"):
+        RewardConfig(disabled=["stat"])
+
+
+def test_a_term_registered_in_one_place_reaches_reward_logs_and_sweep_tags(monkeypatch):
+    """Adding a term = one register_term call: the total, the RL log keys and the sweep tags follow."""
+    from types import SimpleNamespace
+
+    from envfactory.config import ExperimentConfig
+    from envfactory.sweep import member_tags
+    from envfactory.train import rewards
+    from envfactory.train.rl import make_reward_fn
+
+    monkeypatch.setattr(rewards, "REWARD_TERMS", dict(rewards.REWARD_TERMS))
+    import envfactory.train.rl as rl
+
+    monkeypatch.setattr(rl, "REWARD_TERMS", rewards.REWARD_TERMS)
+    rewards.register_term("brevity", "penalty")(lambda o, cfg: 0.25)
+    res = r(HONEST)
+    assert res["brevity"] == 0.25 and res["reward"] == pytest.approx(0.75)
+    assert r(HONEST, disabled=["brevity"])["reward"] == 1.0
+
+    logged = {}
+    env = SimpleNamespace(outcome=lambda fmt: HONEST)
+    totals = make_reward_fn(RewardConfig())([[]], [env], log_metric=lambda k, v: logged.__setitem__(k, v))
+    assert totals == [pytest.approx(0.75)] and logged["reward_brevity"] == 0.25
+
+    cfg = ExperimentConfig.model_validate({"train": {"rl": {"reward": {"disabled": ["state"]}}},
+                                           "sweep": {"name": "s", "variant": "v", "seed": 0}})
+    assert member_tags(cfg)["envfactory.reward_terms"] == "trace+length_penalty+format_penalty+brevity"

@@ -16,10 +16,10 @@ tau             fixed (0.5) or linear from 0.9 to 0.1 over training
 from __future__ import annotations
 
 import json
-
+from dataclasses import dataclass
 from typing import Any, Callable, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..agent.matching import matched_gold
 
@@ -49,10 +49,8 @@ def row_outcome(row: dict, predicted_calls: list, format_errors: int, final_stat
 
 class RewardConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    trace: bool = True
-    state: bool = True
-    length_penalty: bool = True
-    format_penalty: bool = True
+    disabled: list[str] = Field(default_factory=list, description="registered terms switched off (ablations)")
+    weights: dict[str, float] = Field(default_factory=dict, description="multiplier on a term's weight (default 1)")
     partial_trace: bool = False
     tau: Literal["fixed", "linear"] = "fixed"
     tau_fixed: float = Field(0.5, ge=0, le=1)
@@ -68,20 +66,52 @@ class RewardConfig(BaseModel):
                                                                               "(the paper)")
     tolerance: float = 1e-6
 
+    @field_validator("disabled", "weights")
+    @classmethod
+    def _registered(cls, v):
+        unknown = sorted(set(v) - set(REWARD_TERMS))
+        if unknown:
+            raise ValueError(f"unknown reward terms {unknown}; registered: {sorted(REWARD_TERMS)}")
+        return v
+
+    def enabled(self) -> list[str]:
+        return [name for name in REWARD_TERMS if name not in self.disabled]
+
 
 TermFn = Callable[[RolloutOutcome, RewardConfig], float]
-REWARD_TERMS: dict[str, TermFn] = {}
+WeightFn = Callable[[RewardConfig, float], float]
 
 
-def register_term(name: str):
+@dataclass(frozen=True)
+class RewardTerm:
+    """A registered term: `positive` terms are mixed by their weights, `penalty` terms are subtracted."""
+    name: str
+    kind: Literal["positive", "penalty"]
+    fn: TermFn
+    weight: WeightFn  # (config, training progress in [0, 1]) -> the term's weight before `weights[name]`
+
+
+REWARD_TERMS: dict[str, RewardTerm] = {}
+
+
+def register_term(name: str, kind: Literal["positive", "penalty"], weight: WeightFn = lambda cfg, progress: 1.0):
+    """Adding a term = one decorated function here; config validation, logging, RL metrics and sweep tags
+    all iterate this registry."""
     def deco(fn: TermFn) -> TermFn:
-        REWARD_TERMS[name] = fn
+        REWARD_TERMS[name] = RewardTerm(name, kind, fn, weight)
         return fn
 
     return deco
 
 
-@register_term("trace")
+def tau_at(cfg: RewardConfig, progress: float) -> float:
+    if cfg.tau == "fixed":
+        return cfg.tau_fixed
+    p = min(1.0, max(0.0, progress))
+    return cfg.tau_start + (cfg.tau_end - cfg.tau_start) * p
+
+
+@register_term("trace", "positive", weight=tau_at)
 def trace_term(o: RolloutOutcome, cfg: RewardConfig) -> float:
     if not o.gold_calls:
         return 1.0
@@ -91,7 +121,7 @@ def trace_term(o: RolloutOutcome, cfg: RewardConfig) -> float:
     return n / len(o.gold_calls) if cfg.partial_trace else float(n == len(o.gold_calls))
 
 
-@register_term("state")
+@register_term("state", "positive", weight=lambda cfg, progress: 1.0 - tau_at(cfg, progress))
 def state_term(o: RolloutOutcome, cfg: RewardConfig) -> float:
     envs = sorted(o.expected_state_hash)
     if not envs:
@@ -107,33 +137,30 @@ def state_term(o: RolloutOutcome, cfg: RewardConfig) -> float:
     return score / len(envs)
 
 
-@register_term("length_penalty")
+@register_term("length_penalty", "penalty")
 def length_penalty_term(o: RolloutOutcome, cfg: RewardConfig) -> float:
     extra = max(0, len(o.predicted_calls) - len(o.gold_calls))
     return min(cfg.penalty_cap, cfg.penalty_per_call * extra)
 
 
-@register_term("format_penalty")
+@register_term("format_penalty", "penalty")
 def format_penalty_term(o: RolloutOutcome, cfg: RewardConfig) -> float:
     return min(cfg.penalty_cap, cfg.penalty_per_call * o.format_errors)
 
 
-def tau_at(cfg: RewardConfig, progress: float) -> float:
-    if cfg.tau == "fixed":
-        return cfg.tau_fixed
-    p = min(1.0, max(0.0, progress))
-    return cfg.tau_start + (cfg.tau_end - cfg.tau_start) * p
-
-
 def composite_reward(o: RolloutOutcome, cfg: RewardConfig, progress: float = 0.0) -> dict[str, float]:
-    """All terms and the total; a disabled term contributes 0 (and is still reported as 0)."""
-    tau = tau_at(cfg, progress)
-    terms = {name: (REWARD_TERMS[name](o, cfg) if getattr(cfg, name) else 0.0)
-             for name in ("trace", "state", "length_penalty", "format_penalty")}
-    positive = tau * terms["trace"] + (1 - tau) * terms["state"]
-    if cfg.trace and not cfg.state:
-        positive = terms["trace"]
-    elif cfg.state and not cfg.trace:
-        positive = terms["state"]
-    total = max(0.0, positive - terms["length_penalty"] - terms["format_penalty"])
-    return {**terms, "tau": tau, "reward": total}
+    """Every registered term and the total `max(0, weighted mean of positive terms - weighted penalties)`.
+
+    With the default weights (trace: tau, state: 1 - tau, penalties: 1) this is the paper's
+    `max(0, tau*trace + (1-tau)*state - len_pen - fmt_pen)`; a disabled term contributes 0 (reported as 0), and
+    the positive weights are renormalised, so `trace` alone scores the trace, `state` alone the state."""
+    terms, weights = {}, {}
+    for name, term in REWARD_TERMS.items():
+        on = name not in cfg.disabled
+        terms[name] = term.fn(o, cfg) if on else 0.0
+        weights[name] = term.weight(cfg, progress) * cfg.weights.get(name, 1.0) if on else 0.0
+    positive = [n for n, t in REWARD_TERMS.items() if t.kind == "positive"]
+    mass = sum(weights[n] for n in positive)
+    gain = sum(weights[n] * terms[n] for n in positive) / mass if mass > 0 else 0.0
+    loss = sum(weights[n] * terms[n] for n, t in REWARD_TERMS.items() if t.kind == "penalty")
+    return {**terms, "tau": tau_at(cfg, progress), "reward": max(0.0, gain - loss)}

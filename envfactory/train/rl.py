@@ -17,13 +17,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..env.package import EnvPackage
 from ..querygen.rollouts import offered_tools
-from .rewards import RewardConfig, composite_reward
+from .rewards import REWARD_TERMS, RewardConfig, composite_reward
 from .rl_env import SessionPool, environment_class
 from .rows import TrainView, row_rng, select_tools
 from .sft import deepspeed_file
-
-COMPONENTS = ("trace", "state", "length_penalty", "format_penalty")
-
 
 class RLSettings(BaseModel):
     """GRPO hyperparameters. Fields left unset take the model card's values (resolved into `config.json`)."""
@@ -104,7 +101,7 @@ def make_reward_fn(cfg: RewardConfig):
         for completion, env in zip(completions, environments, strict=True):
             r = composite_reward(env.outcome(count_format_errors(completion)), cfg, progress)
             totals.append(r["reward"])
-            for k in COMPONENTS:
+            for k in REWARD_TERMS:
                 parts[k].append(r[k])
         if log_metric is not None:  # each term logged separately, beside TRL's reward/KL/entropy
             for k, v in parts.items():

@@ -15,6 +15,7 @@ from ..io import atomic_write_text
 from ..querygen.sampling import admitted_packages
 from ..tracking import rule_run
 from .model_card import load_card
+from .rewards import REWARD_TERMS
 
 
 def base_model_ref(cfg: ExperimentConfig) -> str:
@@ -65,8 +66,7 @@ def run_rl_stage(cfg: ExperimentConfig, manifest: Path, rl_data: Path, init_mode
                    admitted_packages(manifest),
                    out_dir, sandbox=cfg.envs.sandbox)
         _history_metrics(run, m.get("history", []), ("loss", "reward", "reward_std", "kl", "entropy",
-                                                  "reward_trace", "reward_state", "reward_length_penalty",
-                                                  "reward_format_penalty", "tools/call_frequency",
+                                                  *(f"reward_{t}" for t in REWARD_TERMS), "tools/call_frequency",
                                                   "tools/failure_frequency", "completions/mean_length"))
         m["model_dir"] = str(out_dir / "model")  # relative: the results folder can move
         run.metrics({k: v for k, v in m.items() if isinstance(v, (int, float)) and v is not None})
