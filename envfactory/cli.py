@@ -192,11 +192,19 @@ def cmd_data(args) -> int:
             run.metrics({k: v for k, v in report.items() if isinstance(v, (int, float)) and v is not None})
             report_file = out.with_name("rollouts_report.json")
         else:  # datasets
-            report = stages.run_datasets_stage(cfg, manifest, Path(args.chains), Path(args.queries),
-                                               Path(args.trajectories), out)
-            run.metrics({"sft_rows": report["sft_rows"], "rl_rows": report["rl_rows"],
+            from .querygen.replay import ReplayGateError, replay_metrics
+
+            try:
+                report = stages.run_datasets_stage(cfg, manifest, Path(args.chains), Path(args.queries),
+                                                   Path(args.trajectories), out)
+            except ReplayGateError as exc:  # the rule fails and writes no dataset; the rates still reach MLflow
+                run.metrics(replay_metrics(exc.report))
+                run.artifact(out / "replay_report.json")
+                raise SystemExit(f"error: {exc}") from None
+            run.metrics({"sft_rows": report["sft_rows"], "rl_rows": report["rl_rows"], **replay_metrics(report),
                          **{f"sft_{k}": v for k, v in report["sft_splits"].items()},
                          **{f"rl_{k}": v for k, v in report["rl_splits"].items()}})
+            run.artifact(out / "replay_report.json")
             report_file = out / "datasets_report.json"
         run.artifact(report_file)
     return 0

@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from .catalog import catalog_packages
 from .env.sandbox import SandboxLimits
 from .llm.registry import ProviderConfig
 from .train.model_card import load_card
@@ -31,7 +32,8 @@ class EnvsConfig(_Strict):
     catalog: list[str] | Literal["all"] = Field(
         "all", description="bundled catalog environments to use: 'all' or a list of names")
     extra_dirs: list[str] = Field(default_factory=list,
-                                  description="further environment packages (folders) to admit, e.g. imported ones")
+                                  description="further environment packages to admit: package folders, or folders "
+                                              "of packages such as an `envfactory envs import-release` output")
     sandbox: SandboxLimits = Field(default_factory=SandboxLimits)
     count: int | None = Field(None, ge=1, description="training environments admitted (held-out ones always are): "
                                                       "a seeded, nested subset of the verified ones; null = all")
@@ -49,6 +51,21 @@ class EnvGenConfig(_Strict):
     cache_mode: Literal["use", "refresh", "replay", "off"] = "use"
 
 
+def known_envs(extra_dirs: list[str] = ()) -> dict[str, str]:
+    """name -> domain of the bundled catalog and of the packages in `extra_dirs` (their spec.json only: cheap,
+    nothing imported). Synthesized environments are not known before the envs stage."""
+    known = {}
+    from .env.package import package_dirs
+
+    for spec in [p / "spec.json" for p in catalog_packages()] + [d / "spec.json" for d in package_dirs(extra_dirs)]:
+        try:
+            data = json.loads(spec.read_text())
+            known[data["name"]] = data.get("domain", "unknown")
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # a missing or broken package fails in the envs stage, with its own message
+    return known
+
+
 class DataConfig(_Strict):
     sampler: Literal["topology", "random_walk"] = Field("topology", description="chain sampler (random_walk = ablation)")
     compare_random_walk: bool = Field(True, description="also run the random-walk baseline and report its success rate")
@@ -58,7 +75,7 @@ class DataConfig(_Strict):
     max_depth: int = Field(4, ge=0, le=5, description="dependency depth (chains reach about depth + 2 calls); "
                                                       "the paper's recursion depth <= 5")
     max_envs: int = Field(1, ge=1, le=3, description="environments one chain may span")
-    max_tools: int = Field(15, ge=1, le=15, description="tool calls (planned steps) one chain may have; "
+    max_calls: int = Field(15, ge=1, le=15, description="tool calls (planned steps) one chain may have; "
                                                         "the paper's at most 15 tools per chain")
     p_chain: float = Field(0.9, ge=0, le=1, description="prefer an earlier tool's output over a user value")
     p_optional: float = Field(0.25, ge=0, le=1, description="probability of also setting an optional input")
@@ -68,11 +85,40 @@ class DataConfig(_Strict):
     user_simulator: ProviderConfig | None = None
     teacher: ProviderConfig | None = Field(None, description="teacher agent for extra rollouts; null = gold only")
     max_turns: int = Field(12, ge=1)
-    heldout_envs: list[str] = Field(default_factory=lambda: ["cinema_tickets", "pharmacy_prescriptions"],
-                                    description="environments kept out of training, to measure generalization")
+    heldout_envs: list[str] = Field(default_factory=list,
+                                    description="environments kept out of training, to measure generalization: "
+                                                "catalog names or names of packages in envs.extra_dirs (with an "
+                                                "envgen provider also synthesized names, checked by the envs stage)")
+    heldout_domains: list[str] = Field(default_factory=lambda: ["entertainment", "healthcare"],
+                                       description="whole domains kept out of training (spec.json `domain`, e.g. "
+                                                   "healthcare): every environment of a listed domain is held out, "
+                                                   "so no sibling of a held-out environment is trained on")
+    heldout_similarity: float = Field(0.5, ge=0, le=1,
+                                      description="synthesized or imported (envs.extra_dirs) environments at least "
+                                                  "this similar to a held-out one (Jaccard of tool-name words or "
+                                                  "of (tool, parameters) signatures) are kept out of training and "
+                                                  "reported in the manifest; catalog pairs are only reported")
     min_replay_rate: float = Field(
         1.0, ge=0, le=1, description="datasets stage: fraction of SFT + RL rows that must replay in a fresh sandbox "
                                      "to their recorded final state hash; below it no dataset is written")
+
+
+    @field_validator("heldout_envs", "heldout_domains")
+    @classmethod
+    def _distinct_names(cls, names: list[str]) -> list[str]:
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes or any(not n.strip() for n in names):
+            raise ValueError(f"held-out names must be distinct and non-empty: {names}")
+        return names
+
+    def is_heldout(self, name: str, domain: str | None) -> bool:
+        """THE held-out decision (split, manifest, environment-count subsets all use it): the environment is
+        named in `heldout_envs` or its domain is in `heldout_domains`."""
+        return name in self.heldout_envs or (domain is not None and domain in self.heldout_domains)
+
+    def heldout_among(self, domains: dict[str, str]) -> set[str]:
+        """The held-out ones of `{env name: domain}`."""
+        return {name for name, domain in domains.items() if self.is_heldout(name, domain)}
 
 
 class HeldoutEvalConfig(_Strict):
@@ -155,6 +201,26 @@ class ExperimentConfig(_Strict):
                                      "lora": card.lora, "deepspeed": deepspeed, "seed": self.seed})
         self.train.rl = _fill(rl, {"learning_rate": card.rl_learning_rate, "lora": card.lora,
                                    "deepspeed": deepspeed, "seed": self.seed})
+        return self
+
+    @model_validator(mode="after")
+    def _check_heldout_names(self):
+        """A misspelled `data.heldout_envs` name (or `heldout_domains` domain) would silently give an empty
+        held-out split: names must be catalog environments or packages in `envs.extra_dirs`, domains theirs.
+        With an EnvGen provider, unknown names may be synthesized ones: the envs stage checks them then."""
+        if self.envgen.provider is not None:
+            return self
+        known = known_envs(self.envs.extra_dirs)
+        domains = sorted(set(known.values()))
+        bad_envs = [n for n in self.data.heldout_envs if n not in known]
+        bad_domains = [d for d in self.data.heldout_domains if d not in domains]
+        problems = []
+        if bad_envs:
+            problems.append(f"data.heldout_envs: unknown environments {bad_envs}; known: {sorted(known)}")
+        if bad_domains:
+            problems.append(f"data.heldout_domains: unknown domains {bad_domains}; known: {domains}")
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
 
     def out_dir(self) -> Path:

@@ -70,10 +70,9 @@ def collect_point(out: Path) -> PointSummary:
     if rl.is_file():
         curve = [(int(h.get("step", i + 1)), float(h["reward"]))
                  for i, h in enumerate(json.loads(rl.read_text()).get("history", [])) if "reward" in h]
-    heldout = set(cfg["data"]["heldout_envs"])
     return PointSummary(out=str(out), variant=cfg["sweep"]["variant"], seed=cfg["sweep"]["seed"],
                         metrics=headline_metrics(res),
-                        train_envs=sum(e["name"] not in heldout for e in manifest["envs"]),
+                        train_envs=manifest["train_envs"],  # held out by name and by domain
                         admitted=len(manifest["envs"]), rejected=len(manifest.get("rejected", [])),
                         held_back=len(manifest.get("held_back", [])), synthesis=manifest.get("synthesis", {}),
                         reward_curve=curve)

@@ -45,6 +45,9 @@ rule rollouts:
         " --queries {input.queries} --out {output} > {log} 2>&1"
 
 
+# Every SFT and RL row is replayed in a fresh sandbox state first (envfactory/querygen/replay.py); below
+# data.min_replay_rate the rule fails and writes neither table. {out}/data/replay_report.json (rates, failing
+# rows with their cause) is written either way and is deliberately not an output: a failed job keeps it.
 rule datasets:
     input:
         cfg="{out}/config.json",

@@ -12,7 +12,7 @@ from transformers.utils import get_json_schema
 from envfactory.train.rewards import RewardConfig
 from envfactory.train.rl import count_format_errors, make_reward_fn, row_tools, task_rows
 from envfactory.train.rl_env import SessionPool, environment_class
-from envfactory.train.rows import TrainView
+from envfactory.train.rows import MIN_DISTRACTORS, TrainView
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +40,8 @@ def test_methods_mirror_the_offered_tools(setup):
     env, tools = _env_for(row, packages, pool)
     gold = {g["name"] for g in json.loads(row["gold_calls"])}
     names = [t["function"]["name"] for t in tools]
-    assert gold <= set(names) and len(names) == max(3, len(gold))
+    every = len(packages[row["envs"][0]].spec.tools)
+    assert gold <= set(names) and len(names) == min(every, max(3, len(gold) + MIN_DISTRACTORS))
     for tool in tools:
         method = getattr(env, tool["function"]["name"])
         schema = get_json_schema(method)["function"]  # what TRL would derive: must not raise

@@ -58,6 +58,23 @@ class EnvPackage:
         return h.hexdigest()
 
 
+def package_dirs(paths) -> list[Path]:
+    """Expand `envs.extra_dirs`: each entry is a package folder, or a folder of packages (such as the output
+    of `envfactory envs import-release`), which stands for the packages directly inside it, sorted (its
+    `rejected/` and hidden folders are not packages). Anything else is kept as given, so that loading it
+    reports what is wrong with it."""
+    out: list[Path] = []
+    for entry in paths:
+        root = Path(entry)
+        if (root / SPEC_FILE).is_file() or not root.is_dir():
+            out.append(root)
+            continue
+        inner = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")
+                       and (p / SPEC_FILE).is_file() and (p / CODE_FILE).is_file())
+        out.extend(inner if inner else [root])
+    return out
+
+
 def import_env_class(package: EnvPackage):
     """Import `env.py` and return the class named by the spec. Runs untrusted code: sandbox only."""
     mod_name = f"envfactory_env_{package.name}_{abs(hash(str(package.root)))}"

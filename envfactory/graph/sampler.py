@@ -2,9 +2,10 @@
 
 *Topology-aware* (the paper's): pick a target tool, then resolve every required
 input either from a value the user can state (present in the scenario data) or
-from an earlier tool's output, recursively, with bounded depth. *Random walk*
-(the ablation baseline): follow random edges and fill arguments from whatever
-values are around, without checking that inputs are resolvable.
+from an earlier tool's output, recursively, within the paper's limits (`SamplerConfig`:
+`max_depth` dependency levels, `max_envs` environments, `max_calls` steps per chain).
+*Random walk* (the ablation baseline): follow random edges and fill arguments from
+whatever values are around, without checking that inputs are resolvable.
 
 Chains are plans: argument sources, not values. Execution (`querygen.execute`)
 turns them into concrete gold calls. Deterministic under the seed.
@@ -57,6 +58,7 @@ class Chain(BaseModel):
 class SamplerConfig(BaseModel):
     max_depth: int = 4
     max_envs: int = 1
+    max_calls: int = 15  # steps (tool calls) one chain may plan
     p_chain: float = 0.75
     p_optional: float = 0.25
 
@@ -129,33 +131,62 @@ class TopologySampler:
         self.rng = random.Random(seed)
 
     def sample(self, target: str, scenarios: dict[str, str]) -> Chain | None:
+        """One chain ending in `target`, or None. The limits hold by construction: an environment joins the
+        chain's set, and a step its budget, *before* a producer is recursed into, so a chain never spans more
+        than `max_envs` environments, has more than `max_calls` steps, or a dependency path (target -> ... ->
+        producer, reused steps included) longer than `max_depth`. A producer subtree that fails is undone
+        whole (its steps, environments and scenario picks), and its input falls back to a user value or fails
+        the attempt: never a truncated chain with unresolved inputs."""
+        cfg = self.cfg
         steps: list[PlannedStep] = []
         produced: dict[str, int] = {}  # node -> step index, reused when several inputs need it
+        height: dict[str, int] = {}  # node -> longest dependency path below its step
         envs = {self.g.nodes[target]["env"]}
+        chosen = dict(scenarios)  # scenario picks of this attempt (the caller's fixed ones included)
 
         def resolve(node: str, depth: int, stack: tuple) -> int | None:
+            # Invariants on entry: node's env is in `envs`; len(steps) + len(stack) + 1 <= max_calls (a step
+            # is reserved for this node and for every ancestor still waiting on it); depth <= max_depth.
             data = self.g.nodes[node]
-            values = self.values[(data["env"], scenarios.setdefault(data["env"], self._scenario_for(data["env"])))]
+            env = data["env"]
+            if env not in chosen:
+                chosen[env] = self._scenario_for(env)
+            values = self.values[(env, chosen[env])]
             args: dict[str, ArgSource] = {}
+            deepest = 0
             params = [ParamInfo.model_validate(p) for p in data["params"]]
             # A tool with only optional inputs usually needs at least one of them (e.g. email or licence).
             forced = self.rng.choice(params).name if params and not any(p.required for p in params) else None
             for p in params:
-                if not p.required and p.name != forced and self.rng.random() >= self.cfg.p_optional:
+                if not p.required and p.name != forced and self.rng.random() >= cfg.p_optional:
                     continue
-                options = [(a, ev) for a, ev in producers(self.g, node, p.name, same_env_only=self.cfg.max_envs <= 1)
-                           if a not in stack and (self.g.nodes[a]["env"] in envs or len(envs) < self.cfg.max_envs)]
+                # A new producer needs a step of its own (budget) and a level below this one (depth); a reused
+                # one adds its own height below this level; one from a new environment needs room in `envs`.
+                room = len(steps) + len(stack) + 2 <= cfg.max_calls and depth < cfg.max_depth
+                options = [(a, ev) for a, ev in producers(self.g, node, p.name, same_env_only=cfg.max_envs <= 1)
+                           if a not in stack
+                           and (depth + 1 + height[a] <= cfg.max_depth if a in produced else room)
+                           and (self.g.nodes[a]["env"] in envs or len(envs) < cfg.max_envs)]
                 user_ok, user_value = values.value(p, self.rng)
                 reuse = next(((a, ev) for a, ev in options if a in produced), None)
-                use_chain = options and depth < self.cfg.max_depth and (not user_ok or reuse or
-                                                                         self.rng.random() < self.cfg.p_chain)
+                use_chain = options and depth < cfg.max_depth and (not user_ok or reuse or
+                                                                    self.rng.random() < cfg.p_chain)
                 if use_chain:
                     a, ev = reuse or self._pick(options)
                     idx = produced.get(a)
                     if idx is None:
+                        n, envs_before, chosen_before = len(steps), set(envs), set(chosen)
+                        envs.add(self.g.nodes[a]["env"])  # joins before the recursion, so it sees the limit
                         idx = resolve(a, depth + 1, (*stack, node))
+                        if idx is None:  # undo the failed subtree whole (all three only grew meanwhile)
+                            for k in [k for k, i in produced.items() if i >= n]:
+                                del produced[k], height[k]
+                            del steps[n:]
+                            envs.intersection_update(envs_before)
+                            for e in set(chosen) - chosen_before:
+                                del chosen[e]
                     if idx is not None:
-                        envs.add(self.g.nodes[a]["env"])
+                        deepest = max(deepest, height[a] + 1)
                         args[p.name] = ArgSource(kind="step", step=idx, path=ev["path"],
                                                  pick=self.rng.choice([0, 0, 0, 1, 2]) if ARRAY in ev["path"] else 0)
                         continue
@@ -163,13 +194,18 @@ class TopologySampler:
                     args[p.name] = ArgSource(kind="user", value=user_value)
                 elif p.required:
                     return None  # unfillable on this path
-            steps.append(PlannedStep(env=data["env"], tool=data["tool"], args=args))
-            produced[node] = len(steps) - 1
+            if len(steps) + len(stack) + 1 > cfg.max_calls:  # unreachable by the reservation above; kept as a guard
+                return None
+            steps.append(PlannedStep(env=env, tool=data["tool"], args=args))
+            produced[node], height[node] = len(steps) - 1, deepest
             return len(steps) - 1
 
-        if resolve(target, 0, ()) is None:
+        if cfg.max_calls < 1 or resolve(target, 0, ()) is None:
             return None
-        return Chain(sampler=self.name, target=target, scenarios=scenarios, steps=steps)
+        used = {s.env for s in steps}
+        picks = {e: s for e, s in chosen.items() if e in used}  # only the environments the steps run in
+        scenarios.update(picks)
+        return Chain(sampler=self.name, target=target, scenarios=picks, steps=steps)
 
     def _pick(self, options):
         # Single-object producers (get/create) are more reliable than list producers (search results may be empty).
@@ -182,7 +218,8 @@ class TopologySampler:
 
 class RandomWalkSampler:
     """Baseline: a random walk along graph edges. Each call's arguments are filled on their own, from a scenario
-    value of the same name or else any value of the right type; nothing ties a call to an earlier output."""
+    value of the same name or else any value of the right type; nothing ties a call to an earlier output.
+    A walk stays in its start's environment (within any `max_envs`) and has at most `max_calls` steps."""
     name = "random_walk"
 
     def __init__(self, graph: nx.DiGraph, values: dict[tuple[str, str], ValueSource], cfg: SamplerConfig, seed: int):
@@ -193,7 +230,7 @@ class RandomWalkSampler:
         env = self.g.nodes[start]["env"]
         scenarios.setdefault(env, self.rng.choice(sorted(s for e, s in self.values if e == env)))
         values = self.values[(env, scenarios[env])]
-        length = length or self.rng.randint(1, self.cfg.max_depth + 1)
+        length = min(length or self.rng.randint(1, self.cfg.max_depth + 1), self.cfg.max_calls)
         walk = [start]
         while len(walk) < length:
             nxt = [b for b in self.g.successors(walk[-1]) if not self.g.edges[walk[-1], b]["cross_env"]]

@@ -6,7 +6,8 @@ sft.parquet  traj_id, chain_id, source, envs, scenarios (JSON), split, ambiguity
 rl.parquet   chain_id, envs, scenarios (JSON), split, ambiguity, prompt (messages as above: system + user),
              tools (JSON), gold_calls (JSON: [{env, tool, arguments}]), expected_state_hash (JSON: env -> sha256)
 
-`split` is "train" or "heldout" (whole environments held out: `data.heldout_envs`).
+`split` is "train" or "heldout": a row is held out when any of its environments is (whole environments held
+out by name, `data.heldout_envs`, or by domain, `data.heldout_domains`; `DataConfig.heldout_among` resolves them).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ def _message(m: dict) -> dict:
 
 
 def split_of(envs: list[str], heldout: set[str]) -> str:
+    """`heldout`: the resolved held-out environment names (`DataConfig.heldout_among`, names and domains)."""
     return "heldout" if heldout & set(envs) else "train"
 
 

@@ -13,6 +13,7 @@ from ..env.spec import EnvSpec
 from ..env.state import state_diff, state_hash
 from ..llm import LLMClient, Message
 from .execute import ExecutedChain
+from .query import env_tool_names, scrub_tool_names, show, words
 from .records import QueryRecord, TrajectoryRecord
 from .user_sim import UserSimulator
 
@@ -38,12 +39,118 @@ def system_prompt(specs: dict[str, EnvSpec], envs: list[str]) -> str:
             f"Systems: {desc}")
 
 
-def _final_message(chain: ExecutedChain) -> str:
+_LABEL_KEYS = ("name", "full_name", "title", "subject", "client_name", "display_name", "handle")
+_MAX_FIELDS, _MAX_ITEMS, _MAX_CHARS = 8, 3, 80
+
+
+def _scalar(value) -> str | None:
+    """A value as plain words (`yes`/`no`, numbers without `.0`, long text cut); None when it is not a scalar."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (int, float)):
+        return show(value)
+    if isinstance(value, str):
+        text = " ".join(value.split())
+        return text if len(text) <= _MAX_CHARS else text[:_MAX_CHARS - 3].rstrip() + "..."
+    return None
+
+
+def _field(key: str, value) -> str | None:
+    """One `key value` phrase of a record (lists of scalars joined, lists of records counted), or None."""
+    if value is None:
+        return None
+    if (plain := _scalar(value)) is not None:
+        return f"{words(key)} {plain}"
+    if isinstance(value, list):
+        if not value:
+            return f"no {words(key)}"
+        if all(_scalar(v) is not None for v in value):
+            shown = [_scalar(v) for v in value[:4]]
+            more = f" and {len(value) - 4} more" if len(value) > 4 else ""
+            return f"{words(key)} {', '.join(shown)}{more}"
+        return f"{len(value)} {words(key)}"
+    if isinstance(value, dict):
+        inner = [f for k, v in value.items() if (f := _field(k, v)) is not None and _scalar(v) is not None][:3]
+        return f"{words(key)} with {', '.join(inner)}" if inner else None
+    return None
+
+
+def _record(output: dict, skip: set[str] = frozenset()) -> list[str]:
+    return [f for k, v in output.items() if k not in skip and (f := _field(k, v)) is not None][:_MAX_FIELDS]
+
+
+def _is_id(key: str) -> bool:
+    return key == "id" or key.endswith("_id") or key in ("sku", "isbn")
+
+
+def _label(item, same: set[str] = frozenset()) -> str:
+    """A short name for one item of a list result: its name/title and its id, else its id and the first fields
+    that tell the items apart (`same`: keys whose value every item shares)."""
+    if not isinstance(item, dict):
+        return _scalar(item) or "an item"
+    label = next((_scalar(item[k]) for k in _LABEL_KEYS if _scalar(item.get(k))), None)
+    ident = next((_scalar(v) for k, v in item.items() if _is_id(k) and k not in same and _scalar(v)), None)
+    if label:
+        return f"{label} ({ident})" if ident else label
+    fields = _record({k: v for k, v in item.items() if not _is_id(k)}, skip=same)[:2]
+    if ident:
+        return f"{ident} ({', '.join(fields)})" if fields else ident
+    return ", ".join(fields) or "an item"
+
+
+def _shared_keys(items: list) -> set[str]:
+    dicts = [x for x in items if isinstance(x, dict)]
+    if len(dicts) < 2:
+        return set()
+    return {k for k, v in dicts[0].items() if all(d.get(k) == v for d in dicts[1:])}
+
+
+def _and(parts: list[str]) -> str:
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
+def _final_message(chain: ExecutedChain, specs: dict[str, EnvSpec] | None = None) -> str:
+    """The gold answer: a sentence that answers the request from the tool results — what was done or found,
+    with the key values of the last output and the values earlier outputs supplied — never a tool name or a
+    raw JSON dump. Deterministic (no sampling)."""
     last = chain.calls[-1]
-    summary = json.dumps(last.output, ensure_ascii=False)
-    if len(summary) > 400:
-        summary = summary[:400] + "..."
-    return f"Done: {last.tool.replace('_', ' ')} completed. Result: {summary}"
+    out = last.output
+    changed = any(chain.state_diff.values())
+    shown: list[str] = []
+    if isinstance(out, dict):
+        fields = _record(out)
+        body = ("All done. Here are the details: " if changed else "Here is what I found: ") + \
+            (", ".join(fields) if fields else "nothing further to report") + "."
+        shown = [_scalar(v) or "" for v in out.values()]
+    elif isinstance(out, list):
+        if not out:
+            body = "All done; nothing came back to report." if changed else "I found nothing that matches."
+        else:
+            same = _shared_keys(out)
+            labels = [_label(x, same) for x in out[:_MAX_ITEMS]]
+            more = [f"and {len(out) - _MAX_ITEMS} more"] if len(out) > _MAX_ITEMS else []
+            noun = "result" if len(out) == 1 else "results"
+            body = f"{'All done. ' if changed else ''}I found {len(out)} {noun}: {'; '.join(labels + more)}."
+            shown = [_scalar(v) or "" for x in out[:_MAX_ITEMS] if isinstance(x, dict) for v in x.values()] + labels
+    elif out is None:
+        body = "All done." if changed else "There is nothing to report."
+    else:
+        body = f"{'All done. ' if changed else ''}The answer is {_scalar(out) or show(out)}."
+        shown = [_scalar(out) or ""]
+    # values earlier results supplied to later steps: how the answer was reached
+    used, seen = [], set(shown)
+    for call in chain.calls[1:]:
+        for k, v in call.arguments.items():
+            plain = _scalar(v) if not isinstance(v, list) else ", ".join(filter(None, map(_scalar, v)))
+            if k in call.user_args or not plain or plain in seen:
+                continue
+            seen.add(plain)
+            used.append(f"{words(k)} {plain}")
+    if used:
+        body += f" Along the way I used {_and(used[:4])}, from the earlier results."
+    if specs:
+        body = scrub_tool_names(body, env_tool_names(specs, chain.envs), [v for v in shown if v])
+    return body
 
 
 def gold_trajectory(chain: ExecutedChain, query: QueryRecord, specs: dict[str, EnvSpec], split: str) -> TrajectoryRecord:
@@ -57,7 +164,7 @@ def gold_trajectory(chain: ExecutedChain, query: QueryRecord, specs: dict[str, E
             "id": cid, "type": "function",
             "function": {"name": back[(call.env, call.tool)], "arguments": json.dumps(call.arguments, ensure_ascii=False)}}]})
         messages.append({"role": "tool", "tool_call_id": cid, "content": json.dumps({"ok": call.output}, ensure_ascii=False)})
-    messages.append({"role": "assistant", "content": _final_message(chain)})
+    messages.append({"role": "assistant", "content": _final_message(chain, specs)})
     return TrajectoryRecord(traj_id=f"{chain.chain_id}-gold", chain_id=chain.chain_id, source="gold", envs=chain.envs,
                             scenarios=chain.scenarios, split=split, ambiguity=query.ambiguity, messages=messages,
                             tools=tools, final_state_hash=chain.final_state_hash, state_diff=chain.state_diff)

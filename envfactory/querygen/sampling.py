@@ -91,7 +91,8 @@ def sample_chains(cfg: ExperimentConfig, g: nx.DiGraph, packages: dict[str, EnvP
     or `attempts_per_tool` attempts. Returns unique verified chains and attempt statistics."""
     d = cfg.data
     values = {(n, s): ValueSource(value_pools(p.scenario(s))) for n, p in packages.items() for s in p.scenario_ids()}
-    scfg = SamplerConfig(max_depth=d.max_depth, max_envs=d.max_envs, p_chain=d.p_chain, p_optional=d.p_optional)
+    scfg = SamplerConfig(max_depth=d.max_depth, max_envs=d.max_envs, max_calls=d.max_calls, p_chain=d.p_chain,
+                         p_optional=d.p_optional)
     cls = TopologySampler if sampler_name == "topology" else RandomWalkSampler
     sampler = cls(g, values, scfg, seed)
     executor = ChainExecutor(packages, cfg.envs.sandbox)
@@ -131,7 +132,8 @@ def compare_samplers(cfg: ExperimentConfig, g: nx.DiGraph, packages: dict[str, E
     """
     d = cfg.data
     values = {(e, s): ValueSource(value_pools(p.scenario(s))) for e, p in packages.items() for s in p.scenario_ids()}
-    scfg = SamplerConfig(max_depth=d.max_depth, max_envs=d.max_envs, p_chain=d.p_chain, p_optional=d.p_optional)
+    scfg = SamplerConfig(max_depth=d.max_depth, max_envs=d.max_envs, max_calls=d.max_calls, p_chain=d.p_chain,
+                         p_optional=d.p_optional)
     topo = TopologySampler(g, values, scfg, cfg.seed + 1)
     walk = RandomWalkSampler(g, values, scfg, cfg.seed + 2)
     rng = random.Random(cfg.seed + 3)

@@ -17,6 +17,7 @@ from ..llm import LLMClient
 from .datasets import rl_table, sft_table, split_of
 from .query import make_query
 from .records import QueryRecord, TrajectoryRecord
+from .replay import ReplayGateError, gate_message, replay_tables
 from .rollouts import gold_trajectory, teacher_trajectory
 from .sampling import admitted_packages, read_chains, write_parquet
 
@@ -60,7 +61,7 @@ def run_rollouts_stage(cfg: ExperimentConfig, manifest: Path, chains_path: Path,
     packages = admitted_packages(manifest)
     specs = {n: p.spec for n, p in packages.items()}
     queries = read_queries(queries_path)
-    heldout = set(cfg.data.heldout_envs)
+    heldout = cfg.data.heldout_among({n: s.domain for n, s in specs.items()})  # by name and by domain
     chains = [c for c in read_chains(chains_path) if c.chain_id in queries and queries[c.chain_id].determined]
     records = [gold_trajectory(c, queries[c.chain_id], specs, split_of(c.envs, heldout)) for c in chains]
     stats = Counter(gold=len(records))
@@ -95,15 +96,32 @@ def run_rollouts_stage(cfg: ExperimentConfig, manifest: Path, chains_path: Path,
 
 def run_datasets_stage(cfg: ExperimentConfig, manifest: Path, chains_path: Path, queries_path: Path,
                        trajectories_path: Path, out_dir: Path, log=print) -> dict:
-    specs = {n: p.spec for n, p in admitted_packages(manifest).items()}
-    heldout = set(cfg.data.heldout_envs)
+    """Build the SFT / RL tables, replay every row (`replay.py`), and write them only when the replay rate
+    reaches `data.min_replay_rate` (else raise `ReplayGateError`, so a rerun rebuilds them)."""
+    packages = admitted_packages(manifest)  # synthesized and imported environments included
+    specs = {n: p.spec for n, p in packages.items()}
+    heldout = cfg.data.heldout_among({n: s.domain for n, s in specs.items()})  # by name and by domain
     sft = sft_table(read_trajectories(trajectories_path))
     rl = rl_table(read_chains(chains_path), read_queries(queries_path), specs, heldout)
+    replay = replay_tables(sft, rl, packages, cfg.envs.sandbox)
+    replay["min_replay_rate"] = cfg.data.min_replay_rate
+    replay["passed"] = replay["replay_rate"] >= cfg.data.min_replay_rate
+    atomic_write_json(out_dir / "replay_report.json", replay)
+    log(f"[datasets] replay: {replay['replay_rate']:.4f} (sft {replay['replay_rate_sft']:.4f}, "
+        f"rl {replay['replay_rate_rl']:.4f}), {len(replay['replay_failures'])} failing rows, "
+        f"{replay['replay_wall_s']} s")
+    if not replay["passed"]:
+        for name in ("sft.parquet", "rl.parquet", "datasets_report.json"):  # no stale table that looks gated
+            (out_dir / name).unlink(missing_ok=True)
+        raise ReplayGateError(gate_message(replay, cfg.data.min_replay_rate), replay)
     write_parquet(sft, out_dir / "sft.parquet")
     write_parquet(rl, out_dir / "rl.parquet")
     report = {"sft_rows": sft.num_rows, "rl_rows": rl.num_rows,
               "sft_splits": dict(Counter(sft.column("split").to_pylist())),
-              "rl_splits": dict(Counter(rl.column("split").to_pylist())), "heldout_envs": sorted(heldout)}
+              "rl_splits": dict(Counter(rl.column("split").to_pylist())), "heldout_envs": sorted(heldout),
+              "heldout_domains": cfg.data.heldout_domains,
+              **{k: replay[k] for k in ("replay_rate", "replay_rate_sft", "replay_rate_rl", "replay_failures",
+                                        "replay_wall_s")}}
     atomic_write_json(out_dir / "datasets_report.json", report)
     log(f"[datasets] sft {report['sft_splits']}, rl {report['rl_splits']}")
     return report

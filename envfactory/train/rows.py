@@ -1,7 +1,8 @@
 """The training view of a dataset row, shared by SFT, RL and held-out evaluation so all three see the same task.
 
 Two budgets keep sequences short enough for small models and CPUs: the tools offered (the ones the gold
-trajectory calls plus seeded distractors, up to `max_tools`) and tool outputs cut to `max_tool_tokens`.
+trajectory calls plus seeded distractors, up to `max_tools`, but never fewer than `MIN_DISTRACTORS`
+distractors when the environment has them) and tool outputs cut to `max_tool_tokens`.
 """
 
 from __future__ import annotations
@@ -15,8 +16,12 @@ from pydantic import BaseModel, ConfigDict, Field
 class TrainView(BaseModel):
     """What SFT, RL and held-out evaluation all show the model."""
     model_config = ConfigDict(extra="forbid")
-    max_tools: int | None = Field(3, ge=1, description="offer the gold tools plus distractors up to this many; "
-                                                       "null = every tool of the environment (paper scale)")
+    max_tools: int | None = Field(3, ge=1, description="offer the gold tools plus distractors up to this many "
+                                                       "tools in all; at least 2 distractors (MIN_DISTRACTORS) are "
+                                                       "always added when the environment has them, even beyond "
+                                                       "this cap, so max_tools only caps the distractors beyond "
+                                                       "that minimum; null = every tool of the environment "
+                                                       "(paper scale)")
     max_tool_tokens: int | None = Field(96, ge=8, description="tool outputs (and answers echoing them) cut to this "
                                                                "many tokens, keeping the head")
     max_tool_chars: int | None = Field(None, ge=16, description="tool outputs cut to this many characters, keeping "
@@ -31,13 +36,23 @@ def called_tools(messages: list[dict]) -> set[str]:
     return {c["function"]["name"] for m in messages for c in (m.get("tool_calls") or [])}
 
 
-def select_tools(tools: list[dict], must_have: set[str], max_tools: int | None, rng: random.Random) -> list[dict]:
-    """`must_have` plus random distractors up to `max_tools`, in the environment's own order."""
-    if max_tools is None or len(tools) <= max_tools:
+MIN_DISTRACTORS = 2
+"""Tools offered beyond the gold ones, whenever the environment has that many: without them a view of exactly
+the gold tools tells the model what to call (max_tools caps only the distractors beyond this minimum)."""
+
+
+def select_tools(tools: list[dict], must_have: set[str], max_tools: int | None, rng: random.Random,
+                 min_distractors: int = MIN_DISTRACTORS) -> list[dict]:
+    """`must_have` plus random distractors up to `max_tools` in all, but at least `min_distractors` of them when
+    the environment has them (even beyond `max_tools`), in the environment's own order."""
+    if max_tools is None:
         return tools
     keep = [t for t in tools if t["function"]["name"] in must_have]
     others = [t for t in tools if t["function"]["name"] not in must_have]
-    keep += rng.sample(others, k=max(0, min(len(others), max_tools - len(keep))))
+    k = min(len(others), max(min_distractors, max_tools - len(keep)))
+    if k == len(others):
+        return tools
+    keep += rng.sample(others, k=k)
     order = {t["function"]["name"]: i for i, t in enumerate(tools)}
     return sorted(keep, key=lambda t: order[t["function"]["name"]])
 
