@@ -146,6 +146,9 @@ class EvaluationConfig(_Strict):
         default_factory=lambda: {"bfcl": ["simple", "multiple", "multi_turn_base"]},
         description="per benchmark; a benchmark not listed runs its adapter's default categories")
     num_trials: int = Field(1, ge=1, description="trials per task (pass^k)")
+    trial_temperature: float = Field(0.7, ge=0, description="the policy's sampling temperature in every trial, each "
+                                                            "trial with its own seed (0 makes every trial the same "
+                                                            "greedy episode, so pass^k = pass^1)")
     max_turns: int = Field(6, ge=1)
     max_new_tokens: int = Field(256, ge=8)
     judge: ProviderConfig | None = Field(None, description="LLM judge (MCP-Atlas claims, VitaBench rubrics)")

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+from functools import lru_cache
 from pathlib import Path
 
 from .io import cache_root
@@ -77,3 +78,35 @@ def prepare_default_model(dest: Path | None = None) -> Path:
 def resolve_model_path(name: str) -> str:
     """`smollm2-135m` -> the prepared local checkpoint; anything else is a path or a hub id."""
     return str(prepare_default_model()) if name in ("", DEFAULT_MODEL) else name
+
+
+_SAMPLE = 1 << 20  # bytes read from each end of a weight file
+
+
+def weights_fingerprint(name: str) -> str:
+    """Content identity of a model's files, memoised on their (size, mtime) so a hot path reads them once."""
+    root = Path(resolve_model_path(name))
+    if not root.exists():
+        return f"id:{name}"
+    files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+    return _fingerprint(str(root), tuple((str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files))
+
+
+@lru_cache(maxsize=64)
+def _fingerprint(root_name: str, files: tuple) -> str:
+    """Content identity of a model's files (name, size, first and last MiB of each): a model retrained to the same
+    path gets a new fingerprint, a copied one keeps it. Hub ids (no local folder) are their own identity."""
+    import hashlib
+
+    root = Path(root_name)
+    h = hashlib.sha256()
+    for name, size, _ in files:
+        f = Path(name)
+        h.update(f"{f.relative_to(root.parent if root.is_file() else root)}\0{size}\0".encode())
+        with open(f, "rb") as fh:
+            h.update(fh.read(_SAMPLE))
+            if size > 2 * _SAMPLE:
+                fh.seek(size - _SAMPLE)
+                h.update(fh.read(_SAMPLE))
+    return h.hexdigest()[:16]
+

@@ -27,7 +27,7 @@ class PolicySpec(BaseModel):
     kind: Literal["model", "oracle", "idle"] = "model"
     name: str = Field(description="label in results, e.g. smollm2-135m-sft")
     provider: ProviderConfig | None = Field(None, description="required for kind=model")
-    temperature: float = 0.0
+    temperature: float = Field(0.7, ge=0, description="sampling temperature of every trial (evaluation.trial_temperature)")
     max_tokens: int = 512
 
 
@@ -175,12 +175,18 @@ def idle_policy():
     return act
 
 
-def model_policy(spec: PolicySpec, cache_dir: Path | None = None):
-    """A `Policy` (agent-loop callable) for kind=model, through the provider layer (cached when cache_dir)."""
+def trial_seed(seed: int, task_id: str, trial: int) -> int:
+    """Per (task, trial): trials of one task sample differently, and a re-run samples the same."""
+    return int.from_bytes(hashlib.sha256(f"{seed}:{task_id}:{trial}".encode()).digest()[:4], "big")
+
+
+def model_policy(spec: PolicySpec, seed: int | None = None):
+    """A `Policy` (agent-loop callable) for kind=model, through the provider layer. Never cached: a cached policy
+    would replay trial 1 as trials 2..k (pass^k = pass^1) and could serve a model's predecessor's answers."""
     from envfactory.agent.loop import llm_policy
     from envfactory.llm import LLMClient
 
     if spec.kind != "model" or spec.provider is None:
         raise ValueError("model_policy needs kind=model and a provider")
-    client = LLMClient(spec.provider, cache_dir=cache_dir, cache_mode="use" if cache_dir else "off")
-    return llm_policy(client, temperature=spec.temperature, max_tokens=spec.max_tokens)
+    client = LLMClient(spec.provider, cache_mode="off")
+    return llm_policy(client, temperature=spec.temperature, max_tokens=spec.max_tokens, seed=seed)

@@ -34,7 +34,7 @@ from envfactory.agent.loop import run_episode
 from envfactory.llm import ChatRequest, LLMClient, Message, ToolCall
 
 from .base import (BenchmarkResult, CategoryScore, EvalContext, dir_checksum, file_sha256, idle_policy, mean_stderr,
-                   model_policy, pass_hat_k, register_benchmark, unavailable)
+                   model_policy, pass_hat_k, register_benchmark, trial_seed, unavailable)
 from .mcp_servers import LOCAL_SERVERS, VIRTUAL_ROOT
 
 NAME = "mcp_atlas"
@@ -431,8 +431,7 @@ class MCPAtlas:
         schema_file = tasks_file.parent / "tool_schemas.json"
         overrides = json.loads(schema_file.read_text()) if schema_file.is_file() else {}
         judge = LLMClient(ctx.judge, cache_dir=ctx.cache_dir, cache_mode="use" if ctx.cache_dir else "off")
-        shared_policy = (model_policy(spec, ctx.cache_dir) if spec.kind == "model"
-                         else idle_policy() if spec.kind == "idle" else None)
+        idle = idle_policy() if spec.kind == "idle" else None
 
         t0 = time.time()
         out_dir = Path(ctx.work_dir) / NAME
@@ -453,7 +452,8 @@ class MCPAtlas:
                         harness.reset()
                         replay = ReplaySession(book, task.id)
                         sessions = {s: harness.session(s) for s in LOCAL_SERVERS} | {"replay": replay}
-                        policy = shared_policy or oracle_policy(task)
+                        seed = trial_seed(ctx.seed, task.id, trial)
+                        policy = (model_policy(spec, seed) if spec.kind == "model" else idle or oracle_policy(task))
                         max_turns = ctx.max_turns if spec.kind != "oracle" else max(ctx.max_turns,
                                                                                    len(task.gold_turns()) + 1)
                         messages = [Message(role="system", content=SYSTEM_PROMPT),

@@ -16,7 +16,8 @@ def policy_for(cfg: ExperimentConfig, model_dir: str, name: str) -> PolicySpec:
     ev = cfg.evaluation
     provider = ev.policy_endpoint or ProviderConfig(name="local", model=model_dir,
                                                     options={"max_new_tokens": ev.max_new_tokens})
-    return PolicySpec(kind="model", name=name, provider=provider, max_tokens=ev.max_new_tokens)
+    return PolicySpec(kind="model", name=name, provider=provider, max_tokens=ev.max_new_tokens,
+                      temperature=ev.trial_temperature)
 
 
 def context_for(cfg: ExperimentConfig, bench: str, policy: PolicySpec, work_dir: Path) -> EvalContext:

@@ -28,7 +28,7 @@ from envfactory.agent.loop import run_episode
 from envfactory.llm import ChatRequest, LLMClient, Message, ToolCall
 
 from .base import (BenchmarkResult, CategoryScore, EvalContext, dir_checksum, idle_policy, mean_stderr,
-                   model_policy, pass_hat_k, register_benchmark, unavailable)
+                   model_policy, pass_hat_k, register_benchmark, trial_seed, unavailable)
 
 CATEGORIES = ("delivery", "instore")
 DATA_DIR = Path(__file__).resolve().parent / "data" / "vitabench"  # vendored tasks (MIT, see its LICENSE)
@@ -464,8 +464,7 @@ class VitaBench:
             notes.append("no user simulator: each task's instruction text is the single user message")
         if judge is None:
             notes.append("no judge configured: rubric_judge omitted")
-        agent = (model_policy(ctx.policy, ctx.cache_dir) if ctx.policy.kind == "model"
-                 else idle_policy() if ctx.policy.kind == "idle" else None)  # None: the oracle, built per task
+        idle = idle_policy() if ctx.policy.kind == "idle" else None  # a model policy is built per trial
         (log_dir := Path(ctx.work_dir) / "vitabench").mkdir(parents=True, exist_ok=True)
         categories = []
         for cat in wanted:
@@ -473,7 +472,8 @@ class VitaBench:
             scores, judged, successes = [], [], []
             with open(log_dir / f"{cat}.jsonl", "w") as log:
                 for task in tasks:
-                    trials = [self._trial(task, cat, ctx, agent, user_sim, judge) for _ in range(ctx.num_trials)]
+                    trials = [self._trial(task, cat, ctx, self._agent(ctx, idle, task, trial), user_sim, judge)
+                              for trial in range(ctx.num_trials)]
                     for i, (score, frac, info) in enumerate(trials):
                         log.write(json.dumps({"task": task["id"], "trial": i, "score": score, "rubric": frac} | info)
                                   + "\n")
@@ -493,6 +493,13 @@ class VitaBench:
                                data_checksum=checksum, judge_model=ctx.judge.model if ctx.judge else None,
                                user_sim_model=ctx.user_simulator.model if ctx.user_simulator else None,
                                wall_s=round(time.perf_counter() - t0, 3))
+
+    @staticmethod
+    def _agent(ctx, idle, task, trial):
+        """The policy of one trial: the model sampled with the trial's own seed; None = the task's oracle."""
+        if ctx.policy.kind == "model":
+            return model_policy(ctx.policy, trial_seed(ctx.seed, str(task["id"]), trial))
+        return idle
 
     @staticmethod
     def _trial(task, cat, ctx, agent, user_sim, judge) -> tuple[float, float | None, dict]:

@@ -39,10 +39,11 @@ class Episode(BaseModel):
     stopped_by: str = ""
 
 
-def llm_policy(client: LLMClient, temperature: float = 0.0, max_tokens: int = 1024) -> Policy:
+def llm_policy(client: LLMClient, temperature: float = 0.0, max_tokens: int = 1024, seed: int | None = None) -> Policy:
+    """`seed` makes a sampled episode reproducible (one seed per trial, so trials differ from each other)."""
     def act(messages: list[Message], tools: list[dict]) -> Message:
         req = ChatRequest(model=client.cfg.model, messages=messages, tools=tools, temperature=temperature,
-                          max_tokens=max_tokens, metadata={"step": "agent"})
+                          max_tokens=max_tokens, seed=seed, metadata={"step": "agent"})
         return client.chat(req).as_message()
 
     return act

@@ -10,7 +10,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 from .cache import CacheMiss, CacheMode, ResponseCache, cache_key
-from .registry import Provider, ProviderConfig, make_provider
+from .registry import Provider, ProviderConfig, cache_identity, make_provider
 from .types import ChatRequest, ChatResponse
 
 
@@ -52,9 +52,10 @@ class LLMClient:
     def chat(self, request: ChatRequest) -> ChatResponse:
         if not request.model:
             request = request.model_copy(update={"model": self.cfg.model})
-        key = cache_key(self.cfg.name, self.cfg.base_url, request)
-        with self._lock:
-            self.keys_used.add(key)
+        key = cache_key(self.cfg.name, cache_identity(self.cfg, request), request) if self.cache else None
+        if key is not None:
+            with self._lock:
+                self.keys_used.add(key)
         if self.cache is not None and self.cache_mode in ("use", "replay"):
             hit = self.cache.get(key)
             if hit is not None:

@@ -54,5 +54,13 @@ def make_provider(cfg: ProviderConfig) -> Provider:
     return _REGISTRY[cfg.name](cfg)
 
 
+def cache_identity(cfg: ProviderConfig, request: ChatRequest) -> str:
+    """What, besides the request, decides a provider's answer: its endpoint, or (for a provider that defines
+    `cache_identity`, e.g. local weights) a hash of the model itself."""
+    _load_builtin()
+    identity = getattr(_REGISTRY.get(cfg.name), "cache_identity", None)
+    return identity(cfg, request) if identity else cfg.base_url or ""
+
+
 def _load_builtin() -> None:
     from . import providers  # noqa: F401 - registers openai, anthropic, local, scripted

@@ -14,7 +14,7 @@ _lock = threading.Lock()
 
 
 @lru_cache(maxsize=2)
-def _load(path: str):
+def _load(path: str, fingerprint: str):  # keyed by the weights too: a model retrained in place is reloaded
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from ...models import resolve_model_path
@@ -48,10 +48,20 @@ class LocalProvider:
     def __init__(self, cfg: ProviderConfig):
         self.cfg = cfg
 
+    @staticmethod
+    def cache_identity(cfg: ProviderConfig, request: ChatRequest) -> str:
+        """Cache keys name the weights, not just the path: a retrained model is never served old answers."""
+        from ...models import weights_fingerprint
+
+        return "weights:" + weights_fingerprint(request.model or cfg.model)
+
     def complete(self, request: ChatRequest) -> ChatResponse:
         import torch
 
-        tokenizer, model = _load(request.model or self.cfg.model)
+        from ...models import weights_fingerprint
+
+        path = request.model or self.cfg.model
+        tokenizer, model = _load(path, weights_fingerprint(path))
         enc = tokenizer.apply_chat_template(_as_template_messages(request), tools=request.tools or None,
                                             add_generation_prompt=True, return_tensors="pt", return_dict=True)
         gen = {"max_new_tokens": min(request.max_tokens, int(self.cfg.options.get("max_new_tokens", 1024))),
