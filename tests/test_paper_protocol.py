@@ -108,6 +108,7 @@ def test_paper_experiment_has_the_papers_settings(written, model, tmp_path):
     assert (v.max_tools, v.max_tool_chars, v.max_tool_tokens) == (None, 512, None)  # "512 characters (middle cut)"
     d = cfg.data
     assert (d.max_envs, d.max_depth, d.max_calls, d.p_optional, d.p_chain) == (3, 5, 15, 0.4, 0.1)
+    assert (cfg.evaluation.num_trials, cfg.evaluation.trial_temperature) == (1, 0.7)  # inferred, see PAPER.md
 
 
 @pytest.mark.skipif(not PAPER_MD.is_file(), reason="../shared/PAPER.md not present")
