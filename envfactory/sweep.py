@@ -92,9 +92,28 @@ def expand_sweep(spec: SweepSpec, base_config: dict, spec_dir: Path | None = Non
     return points
 
 
+def _sweep_identity(spec: SweepSpec, path: Path) -> tuple:
+    """What makes two sweep files the same sweep: the validated spec and the content of its base files
+    (a relative `base` resolves beside each file, so identical specs can still start from different configs)."""
+    files = [] if spec.base is None else [spec.base] if isinstance(spec.base, str) else spec.base
+    bases = []
+    for f in files:
+        try:
+            bases.append(yaml.safe_load((path.parent / f).read_text()))
+        except OSError:
+            bases.append(("missing", str(f)))
+    return spec.model_dump(mode="json"), bases
+
+
 def load_sweeps(dirs: list[Path]) -> dict[str, tuple[SweepSpec, Path]]:
-    """Every sweep file (YAML with a top-level `sweep:` key) in `dirs`; experiment files are skipped."""
+    """Every sweep file (YAML with a top-level `sweep:` key) in `dirs`; experiment files are skipped.
+
+    The same sweep found twice (the workflow's config/ copied into the working folder) is one sweep,
+    compared by content, not path; the first directory's file is kept. Two different files with the
+    same sweep name are an error that names the file to rename.
+    """
     found: dict[str, tuple[SweepSpec, Path]] = {}
+    identities: dict[str, tuple] = {}
     for d in dirs:
         for path in sorted(Path(d).glob("*.yaml")) if Path(d).is_dir() else []:
             raw = yaml.safe_load(path.read_text()) or {}
@@ -104,10 +123,15 @@ def load_sweeps(dirs: list[Path]) -> dict[str, tuple[SweepSpec, Path]]:
                 spec = SweepSpec.model_validate(raw)
             except ValueError as e:
                 raise ValueError(f"{path}: invalid sweep: {e}") from e
+            identity = _sweep_identity(spec, path)
             other = found.get(spec.sweep)
-            if other and other[1].resolve() != path.resolve():
-                raise ValueError(f"sweep {spec.sweep!r} defined twice: {other[1]} and {path}")
+            if other is not None:
+                if other[1].resolve() == path.resolve() or identities[spec.sweep] == identity:
+                    continue  # the same sweep seen twice
+                raise ValueError(f"sweep {spec.sweep!r} is defined by two different files: {other[1]} and {path}; "
+                                 f"rename the `sweep:` in {path} (or make the two files identical)")
             found[spec.sweep] = (spec, path)
+            identities[spec.sweep] = identity
     return found
 
 

@@ -11,9 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from envfactory.env import lockdown
 from envfactory.env.sandbox import SandboxedEnv, SandboxError, SandboxLimits
+from envfactory.io import cache_root
 from tests.conftest import make_package
 
+ROOT = Path(__file__).resolve().parents[1]
 ESCAPE = Path("/tmp") / f"envf-escape-{uuid.uuid4().hex}"
 
 CORPUS = {
@@ -34,10 +37,47 @@ CORPUS = {
 }
 
 
-@pytest.mark.parametrize("attack", sorted(CORPUS))
-def test_attack_is_contained(tmp_path, attack):
-    body, kind = CORPUS[attack]
-    pkg = make_package(tmp_path / attack, body)
+# Reads of what a generated environment could ship out through its tool outputs (they go back into
+# prompts sent to hosted APIs). `{name}` fields are files the `secrets` fixture plants, holding SECRET.
+SECRET, PROBE = f"envf-secret-{uuid.uuid4().hex}", f"envf-probe-{uuid.uuid4().hex}"
+READ_CORPUS = {
+    "read_etc_shadow": "open('/etc/shadow').read()",
+    "os_open_etc_shadow": "import os\nos.read(os.open('/etc/shadow', os.O_RDONLY), 100)",
+    "read_home_file": "open({home_file!r}).read()",
+    "read_home_file_pathlib": "import pathlib\npathlib.Path({home_file!r}).read_bytes()",
+    "list_home": "import os\nos.listdir({home!r})",
+    "read_llm_cache": "open({cache_file!r}).read()",
+    "list_llm_cache": "import os\nos.listdir({cache!r})",
+    "read_results": "open({results_file!r}).read()",
+    "list_results": "import os\nlist(os.scandir({results!r}))",
+    "read_project_config": "open({config!r}).read()",
+    "read_other_worker_workdir": "open({other_file!r}).read()",
+    "list_other_worker_workdir": "import os\nos.listdir({other!r})",
+    "read_parent_environ": "import os\nopen('/proc/%d/environ' % os.getppid(), 'rb').read()",
+    "read_parent_cmdline": "import os\nopen('/proc/%d/cmdline' % os.getppid(), 'rb').read()",
+}
+
+
+@pytest.fixture(scope="module")
+def secrets(tmp_path_factory):
+    """Secret files where a real machine has them: $HOME, the LLM cache, results/, another worker's work dir."""
+    home = Path.home()
+    planted = {"home_file": home / f".{PROBE}", "cache_file": cache_root() / f"{PROBE}.json",
+               "results_file": ROOT / "results" / f".{PROBE}"}
+    other = SandboxedEnv(make_package(tmp_path_factory.mktemp("other") / "pkg", "pass"))
+    planted["other_file"] = Path(other.workdir) / "notes.txt"
+    for path in planted.values():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(SECRET)
+    yield {**{k: str(v) for k, v in planted.items()}, "home": str(home), "cache": str(cache_root()),
+           "results": str(ROOT / "results"), "config": str(ROOT / "config" / "config.yaml"),
+           "other": other.workdir}
+    other.close()
+    for path in planted.values():
+        path.unlink(missing_ok=True)
+
+
+def _contained(pkg: Path, kind: str) -> dict:
     limits = SandboxLimits(call_timeout_s=2.0, memory_mb=768)
     with SandboxedEnv(pkg, limits) as env:
         env.reset("default")
@@ -50,24 +90,74 @@ def test_attack_is_contained(tmp_path, attack):
         # The state is what it was before the attack, the env keeps working.
         assert env.state_hash() == before
         assert env.call("bump", {}) == {"ok": {"counter": 2}}
+    return result
+
+
+@pytest.mark.parametrize("attack", sorted(CORPUS))
+def test_attack_is_contained(tmp_path, attack):
+    body, kind = CORPUS[attack]
+    _contained(make_package(tmp_path / attack, body), kind)
     assert not ESCAPE.exists()
 
 
-def test_kernel_layers_hold_without_the_audit_hook(tmp_path):
-    """seccomp + landlock + netns contain code even if the Python-level hook were bypassed."""
+@pytest.mark.parametrize("attack", sorted(READ_CORPUS))
+def test_read_outside_the_sandbox_is_contained(tmp_path, secrets, attack):
+    body = READ_CORPUS[attack].format(**secrets) + "\nraise ValueError('read: ' + repr(locals())[:3000])"
+    result = _contained(make_package(tmp_path / attack, body), "sandbox_violation")
+    message = result["error"]["message"]
+    assert SECRET not in message and ("reading outside" in message or "listing a folder" in message), message
+
+
+def test_worker_reads_what_it_needs(tmp_path):
+    """Confinement leaves what environments use: stdlib and site-packages imports after lockdown (also after the
+    import caches are invalidated), time zones, random, the package's own files, the work dir, its own /proc."""
+    body = """
+        import importlib
+        importlib.invalidate_caches()  # imports rescan every sys.path folder, the unreadable project root too
+        import datetime, decimal, os, pathlib, random, zoneinfo, xml.dom.minidom
+        import yaml  # site-packages, imported only now
+        here = pathlib.Path(__file__).parent
+        assert (here / "spec.json").read_text() and os.listdir(here)
+        pathlib.Path("scratch.txt").write_text("x")
+        assert open("scratch.txt").read() == "x" and "scratch.txt" in os.listdir(".")
+        assert datetime.datetime(2026, 1, 1, tzinfo=zoneinfo.ZoneInfo("Europe/Paris")).utcoffset()
+        assert open("/proc/self/status").read() and os.urandom(4) and random.random() < 1
+        assert os.cpu_count() >= 1 and open(os.devnull).read() == ""
+    """
+    pkg = make_package(tmp_path / "needs", body)
+    with SandboxedEnv(pkg) as env:
+        assert env.layers.get("landlock_read") or lockdown.landlock_abi() < 1, env.layers
+        env.reset("default")
+        assert env.call("run", {}) == {"ok": {"done": True}}
+
+
+def test_kernel_layers_hold_without_the_audit_hook(tmp_path, secrets):
+    """seccomp + landlock (writes and reads) + netns contain code even if the Python-level hook were bypassed."""
     script = textwrap.dedent(f"""
         import os, sys, errno
         from envfactory.env import lockdown
         os.chdir({str(tmp_path)!r})
+        readable = lockdown.read_allowlist({str(tmp_path)!r})
         layers = {{"netns": lockdown.isolate_network(), "landlock": lockdown.restrict_writes({str(tmp_path)!r}),
-                  "seccomp": lockdown.install_seccomp()}}
+                  "landlock_read": lockdown.restrict_reads(readable), "seccomp": lockdown.install_seccomp()}}
         assert all(layers.values()), layers
         import _socket
+        s = {secrets!r}
         for name, attempt in [("socket", lambda: _socket.socket()),
                               ("fork", lambda: os.fork()),
                               ("exec", lambda: os.execv("/bin/true", ["true"])),
                               ("write", lambda: open({str(ESCAPE)!r}, "w")),
-                              ("kill", lambda: os.kill(os.getppid(), 0))]:
+                              ("kill", lambda: os.kill(os.getppid(), 0)),
+                              ("read /etc/shadow", lambda: open("/etc/shadow").read()),
+                              ("read home file", lambda: open(s["home_file"]).read()),
+                              ("list home", lambda: os.listdir(s["home"])),
+                              ("read llm cache", lambda: open(s["cache_file"]).read()),
+                              ("read results", lambda: open(s["results_file"]).read()),
+                              ("read project config", lambda: open(s["config"]).read()),
+                              ("read other worker", lambda: open(s["other_file"]).read()),
+                              ("list other worker", lambda: os.listdir(s["other"])),
+                              ("read parent environ", lambda: open("/proc/%d/environ" % os.getppid(), "rb").read()),
+                              ("read parent cmdline", lambda: open("/proc/%d/cmdline" % os.getppid(), "rb").read())]:
             try:
                 attempt()
             except OSError as exc:
@@ -75,11 +165,13 @@ def test_kernel_layers_hold_without_the_audit_hook(tmp_path):
             else:
                 print("ESCAPED", name); sys.exit(1)
         open("inside.txt", "w").write("ok")   # writing in the work dir still works
+        assert open("inside.txt").read() == "ok" and os.listdir(".")  # reading it too
         import threading; t = threading.Thread(target=lambda: None); t.start(); t.join()  # threads too
+        import yaml, zoneinfo, decimal  # imports after lockdown: site-packages, stdlib, C extensions
+        zoneinfo.ZoneInfo("Europe/Paris")
         print("CONTAINED")
     """)
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
-                          cwd=Path(__file__).resolve().parents[1])
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert "CONTAINED" in proc.stdout, proc.stdout + proc.stderr
     assert (tmp_path / "inside.txt").read_text() == "ok"
     assert not ESCAPE.exists()
@@ -90,6 +182,16 @@ def test_worker_reports_active_layers(hotel_dir):
         assert env.layers["rlimits"] and env.layers["audit_hook"]
         if sys.platform == "linux":
             assert env.layers["seccomp"]
+
+
+def test_read_confinement_can_be_required(hotel_dir):
+    """`envs.sandbox.require_layers: [landlock_read]` runs only where reads are kernel-confined."""
+    if lockdown.landlock_abi() < 1:
+        pytest.skip("needs Landlock (Linux >= 5.13)")
+    with SandboxedEnv(hotel_dir, SandboxLimits(require_layers=["landlock", "landlock_read", "seccomp"])) as env:
+        assert env.layers["landlock_read"] and env.layers["landlock"]
+    with pytest.raises(ValueError, match="unknown sandbox layers"):
+        SandboxLimits(require_layers=["landlock-read"])
 
 
 def test_env_that_fails_to_import_is_reported(tmp_path):

@@ -21,25 +21,48 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .errors import ErrorKind
 from .package import EnvPackage
-from .wire import WireClosed, read_frame, write_frame
+from .wire import MAX_FRAME, WireClosed, read_frame, write_frame
 
 _PKG_ROOT = str(Path(__file__).resolve().parents[2])
 _BOOT = f"import sys; sys.path.insert(0, {_PKG_ROOT!r}); from envfactory.env.worker import main; main()"
 
 
+LAYERS = ("netns", "landlock", "landlock_read", "rlimits", "seccomp", "audit_hook")  # what `lockdown.apply` reports
+
+
 class SandboxLimits(BaseModel):
     model_config = ConfigDict(extra="forbid")
     memory_mb: int = Field(1024, ge=128, description="address-space limit of a worker")
-    cpu_seconds: int = Field(600, ge=1, description="lifetime CPU budget of a worker before it is recycled")
+    call_cpu_seconds: float = Field(10.0, gt=0, description="CPU budget of one call (or reset): over it the call is "
+                                                            "`resource_limit` and the worker is restarted; whole "
+                                                            "seconds, rounded up")
+    cpu_seconds: int = Field(1000, ge=1, description="lifetime CPU backstop of a worker (kernel hard limit), far above "
+                                                     "call_cpu_seconds; the driver recycles a worker at a reset once "
+                                                     "it has used half of it")
     call_timeout_s: float = Field(5.0, gt=0, description="wall-clock limit of one tool call")
     start_timeout_s: float = Field(60.0, gt=0)
     require_layers: list[str] = Field(default_factory=list,
                                       description="refuse to run unless these lockdown layers are active "
-                                                  "(netns, landlock, seccomp)")
+                                                  "(netns, landlock, landlock_read, seccomp)")
+
+    @field_validator("require_layers")
+    @classmethod
+    def _known_layers(cls, v: list[str]) -> list[str]:
+        unknown = sorted(set(v) - set(LAYERS))
+        if unknown:
+            raise ValueError(f"unknown sandbox layers {unknown}; known: {list(LAYERS)}")
+        return v
+
+    @model_validator(mode="after")
+    def _backstop_above_call_budget(self) -> "SandboxLimits":
+        if self.cpu_seconds < self.call_cpu_seconds:
+            raise ValueError(f"cpu_seconds (lifetime backstop, {self.cpu_seconds}) must be at least call_cpu_seconds "
+                             f"({self.call_cpu_seconds:g}); keep it far above (e.g. 100x)")
+        return self
 
 
 class SandboxError(RuntimeError):
@@ -63,6 +86,8 @@ class SandboxedEnv:
         self._pending: list[tuple] = []  # pipelined calls not yet collected
         self.layers: dict[str, bool] = {}
         self.restarts = 0
+        self.recycles = 0  # workers replaced at a reset before reaching the lifetime CPU backstop
+        self._exit_code: int | None = None
         self._failure = ""  # why the last _receive returned None: "hang" | "eof" | "garbage"
         self.workdir = tempfile.mkdtemp(prefix=f"envf-{self.package.name}-", dir=workdir_parent)
         self._start()
@@ -70,12 +95,15 @@ class SandboxedEnv:
     # -- process management ---------------------------------------------------
     def _start(self) -> None:
         cfg = {"package": str(self.package.root), "workdir": self.workdir, "memory_mb": self.limits.memory_mb,
-               "cpu_seconds": self.limits.cpu_seconds, "require_layers": self.limits.require_layers}
+               "cpu_seconds": self.limits.cpu_seconds, "call_cpu_seconds": self.limits.call_cpu_seconds,
+               "require_layers": self.limits.require_layers}
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", "PYTHONHASHSEED": "0",
                "HOME": self.workdir, "TMPDIR": self.workdir}  # no secrets reach untrusted code
         log = open(os.path.join(self.workdir, "worker.log"), "ab")
         try:
-            self._proc = subprocess.Popen([sys.executable, "-I", "-c", _BOOT, json.dumps(cfg)],
+            # -s -P, not -I: -I implies -E, which would drop PYTHONHASHSEED=0 (salted str hash() differs per
+            # worker, so environments hashing strings would not replay). The environment is scrubbed above.
+            self._proc = subprocess.Popen([sys.executable, "-s", "-P", "-c", _BOOT, json.dumps(cfg)],
                                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
                                           cwd=self.workdir, env=env, close_fds=True, start_new_session=True)
         finally:
@@ -148,12 +176,13 @@ class SandboxedEnv:
         return self._receive(timeout)
 
     def _dead_reason(self) -> ErrorKind:
+        self._exit_code = None
         if self._failure == "hang":
             return ErrorKind.timeout
         if self._failure == "garbage" or self._proc is None:
             return ErrorKind.worker_crashed
         try:  # the pipe closed: the process is exiting; get its status
-            code = self._proc.wait(timeout=2)
+            code = self._exit_code = self._proc.wait(timeout=2)
         except subprocess.TimeoutExpired:
             return ErrorKind.worker_crashed
         if code in (-signal.SIGXCPU, -signal.SIGKILL, -signal.SIGXFSZ):
@@ -171,25 +200,43 @@ class SandboxedEnv:
         if self._proc is None:
             self._restart()
         try:
-            write_frame(self._wfd, json.dumps(["call", tool, args], separators=(",", ":")).encode())
+            frame = json.dumps(["call", tool, args], separators=(",", ":")).encode()
+        except (TypeError, ValueError) as exc:
+            refused = _error(ErrorKind.invalid_arguments, f"{tool}: arguments are not JSON: {exc}")
+            self._pending.append((tool, args, refused))
+            return
+        if len(frame) > MAX_FRAME:  # the worker would drop the connection: refuse here, the worker is untouched
+            self._pending.append((tool, args, _error(ErrorKind.invalid_arguments,
+                                                     f"{tool}: arguments of {len(frame)} bytes exceed the "
+                                                     f"{MAX_FRAME}-byte limit of a call")))
+            return
+        try:
+            write_frame(self._wfd, frame)
         except (BrokenPipeError, OSError):
             pass  # detected as a dead worker in collect()
-        self._pending.append((tool, args))
+        self._pending.append((tool, args, None))
 
     def collect(self) -> list[dict]:
         results = []
         pending, self._pending = self._pending, []
-        for i, (tool, args) in enumerate(pending):
+        for i, (tool, args, refused) in enumerate(pending):
+            if refused is not None:
+                results.append(refused)
+                continue
             reply = self._receive(self.limits.call_timeout_s)
             if reply is None:
                 kind = self._dead_reason()
                 if kind is ErrorKind.timeout:
                     message = f"{tool}: exceeded the {self.limits.call_timeout_s:g}s time limit; call aborted"
+                elif kind is ErrorKind.resource_limit and self._exit_code == -signal.SIGXCPU:
+                    message = (f"{tool}: exceeded the CPU budget ({self.limits.call_cpu_seconds:g}s per call, "
+                               f"{self.limits.cpu_seconds}s per worker); call aborted, the environment worker "
+                               "was restarted")
                 else:
                     message = f"{tool}: the environment worker died ({kind.value}); it was restarted"
                 results.append(_error(kind, message))
-                results.extend(_error(ErrorKind.worker_crashed, f"{t}: not run, an earlier call crashed")
-                               for t, _ in pending[i + 1:])
+                results.extend(r or _error(ErrorKind.worker_crashed, f"{t}: not run, an earlier call crashed")
+                               for t, _, r in pending[i + 1:])
                 self._restart()
                 return results
             if "ok" in reply:
@@ -209,6 +256,15 @@ class SandboxedEnv:
         if reply is None or "error" in reply:
             raise SandboxError(f"{self.package.name}: reset failed: {reply}")
         self._log = [("reset", scenario)]
+        if reply.get("cpu", 0) >= self.limits.cpu_seconds / 2:
+            # An episode boundary: replace a long-lived worker before the lifetime backstop could
+            # abort an innocent call later (long RL runs); nothing to replay but this reset.
+            self._kill()
+            self.recycles += 1
+            self._start()
+            reply = self._request(["reset", scenario], self.limits.call_timeout_s)
+            if reply is None or "error" in reply:
+                raise SandboxError(f"{self.package.name}: reset failed after recycling the worker: {reply}")
 
     restore = reset
 

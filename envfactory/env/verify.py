@@ -13,7 +13,7 @@ from .cases import CaseResult, CaseSet, run_cases
 from .package import EnvPackage
 from .sandbox import SandboxedEnv, SandboxError, SandboxLimits
 
-VERIFIER_VERSION = "1"  # bump when the checks change: invalidates cached reports
+VERIFIER_VERSION = "2"  # 2: read confinement. Bump when the checks change: invalidates cached reports
 
 
 class VerifyReport(BaseModel):

@@ -33,7 +33,7 @@ def main() -> None:
     import jsonschema.validators  # noqa: F401 - warm imports the runtime needs
     import pydantic  # noqa: F401
 
-    layers = lockdown.apply(cfg["workdir"], cfg["memory_mb"], cfg["cpu_seconds"])
+    layers = lockdown.apply(cfg["workdir"], cfg["memory_mb"], cfg["cpu_seconds"], read_paths=[cfg["package"]])
     missing = [layer for layer in cfg.get("require_layers", []) if not layers.get(layer)]
     if missing:
         write_frame(wfd, error_json(ErrorKind.sandbox_violation,
@@ -48,18 +48,21 @@ def main() -> None:
     write_frame(wfd, json.dumps({"ok": {"layers": layers}}).encode())
 
     call_json = runtime.call_json
+    arm_cpu = lockdown.call_cpu_budget(cfg.get("call_cpu_seconds"))  # per-call CPU budget, re-armed per request
+    cpu_used = lockdown.cpu_used
     while True:
         try:
             request = json.loads(read_frame(rfd))
         except WireClosed:
             return
+        arm_cpu()
         op = request[0]
         try:
             if op == "call":
                 response = call_json(request[1], request[2])
             elif op == "reset":
                 runtime.reset(request[1])
-                response = '{"ok":null}'
+                response = '{"ok":null,"cpu":%.2f}' % cpu_used()  # the driver recycles long-lived workers
             elif op == "state":
                 response = json.dumps({"ok": runtime.env._state_view()}, ensure_ascii=False)
             elif op == "hash":
