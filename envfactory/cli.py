@@ -83,6 +83,24 @@ def cmd_envs_import(args) -> int:
     return 0
 
 
+def cmd_envs_import_release(args) -> int:
+    from .env.importer.release import REPORT_FILE, ReleaseError, import_release
+
+    try:
+        report = import_release(args.path, args.out, only=args.only or None, jobs=args.jobs)
+    except ReleaseError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    c = report.counts
+    print(f"{c['verified']} verified ({report.tools_verified} tools), {c['imported']} imported but not admitted, "
+          f"{c['rejected']} rejected, of {c['environments']} environments in {report.seconds:g} s "
+          f"-> {Path(args.out) / REPORT_FILE}")
+    this_run = [e for e in report.envs if e.name in set(report.selected)]
+    if not any(e.status in ("verified", "imported") for e in this_run):
+        return 1  # nothing imports
+    return 1 if args.strict and any(e.status != "verified" for e in this_run) else 0
+
+
 def cmd_envs_manifest(args) -> int:
     from .config import load_config
     from .env.manifest import build_manifest
@@ -266,7 +284,7 @@ def cmd_eval(args) -> int:
 
 def cmd_report(args) -> int:
     """Rule report: results/<model>.json from every benchmark, held-out and training file."""
-    from evals.report import build_results, headline_metrics, write_results
+    from evals.report import build_results, headline_labels, headline_metrics, write_results
 
     from .config import load_config
     from .tracking import log_summary
@@ -277,7 +295,7 @@ def cmd_report(args) -> int:
                         {k: Path(v) for k, v in training.items()}, [Path(f) for f in args.data],
                         Path(args.contamination) if args.contamination else None)
     write_results(res, Path(args.out))
-    log_summary(cfg, headline_metrics(res), {"results_file": args.out})
+    log_summary(cfg, headline_metrics(res), {"results_file": args.out}, labels=headline_labels(res))
     for name, b in res.benchmarks.items():
         print(f"{name:10s} {b.status:11s} " + (f"{b.score:.3f}" if b.score is not None else b.reason[:100]))
     for stage, h in res.heldout.items():
@@ -371,6 +389,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--domain", default="imported")
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_envs_import)
+    p = envs.add_parser("import-release", help="import every environment of the paper's public release "
+                                               "(a clone of LARK-AI-Lab/EnvFactory), verified in the sandbox")
+    p.add_argument("path", help="the release: a clone or unpacked archive (the folder holding envs/)")
+    p.add_argument("--out", default="results/paper_release_envs",
+                   help="import folder: one package per verified environment, rejected/, import_report.json; "
+                        "point envs.extra_dirs at it")
+    p.add_argument("--only", nargs="+", metavar="NAME", help="import only these environments (release names, "
+                                                             "e.g. Airline Retail)")
+    p.add_argument("--strict", action="store_true", help="exit non-zero unless every environment verifies")
+    p.add_argument("--jobs", type=int, help="environments validated in parallel (default: cores, at most 4)")
+    p.set_defaults(func=cmd_envs_import_release)
     p = envs.add_parser("manifest", help="(rule envs) admit environments into a manifest")
     p.add_argument("--config", required=True)
     p.add_argument("--out", required=True)

@@ -17,10 +17,18 @@ For every admitted training environment (a manifest's packages: their `spec.json
   Listed longest first (longer values are more specific), capped at `MAX_SHARED_VALUES`;
   `shared_values_total` has the full count.
 
+- `mirrors`: environments that re-implement a benchmark *backend* (a BFCL-v3 multi-turn API class, a tau2
+  domain, an MCP-Atlas server, a VitaBench domain): at least `MIRROR_MIN_TOOLS` tool names shared (normalized)
+  and an overlap coefficient shared / min(env tools, backend tools) >= `MIRROR_MIN_OVERLAP`. Besides the
+  admitted environments, the candidates an experiment was offered but did not admit are checked too: the
+  environments of every `import_report.json` in `envs.extra_dirs` (`--config`), with their metadata's tool
+  names (`admitted: false`), so a release that ships benchmark mirrors is flagged even where they fail to verify.
+
 Benchmarks whose data lives in an isolated venv (BFCL-v3, tau2) are read from that venv's site-packages
 (read only, never imported, never built from here): no venv -> `checked: false`, reason "venv not built".
 
-    python -m evals.contamination results/default/envs/manifest.json --out results/default/contamination.json
+    python -m evals.contamination results/default/envs/manifest.json --out results/default/contamination.json \
+        [--config results/default/config.json]
 """
 
 from __future__ import annotations
@@ -50,6 +58,8 @@ REPORT_VERSION = 1
 MIN_VALUE_LEN = 8
 MAX_SHARED_VALUES = 50
 MIN_SIGNATURE_PARAMS = 2
+MIRROR_MIN_TOOLS = 3
+MIRROR_MIN_OVERLAP = 0.25
 BENCHMARKS = ("mcp_atlas", "vitabench", "bfcl", "tau2")
 VENV_MISSING = "venv not built"
 
@@ -78,6 +88,17 @@ class SharedValue(BaseModel):
     bench_sources: list[str]
 
 
+class Mirror(BaseModel):
+    env: str
+    admitted: bool = Field(description="in the manifest (trained on), or only offered: a candidate from an import "
+                                       "report that was not admitted")
+    backend: str = Field(description="the benchmark backend it re-implements")
+    shared_tools: list[str] = Field(description="normalized tool names both have")
+    env_tools: int
+    backend_tools: int
+    overlap: float = Field(description="shared / min(env_tools, backend_tools)")
+
+
 class BenchmarkContamination(BaseModel):
     benchmark: str
     checked: bool
@@ -88,6 +109,7 @@ class BenchmarkContamination(BaseModel):
     same_signature_overlaps: list[SignatureOverlap] = Field(default_factory=list)
     shared_values: list[SharedValue] = Field(default_factory=list)
     shared_values_total: int = 0
+    mirrors: list[Mirror] = Field(default_factory=list)
     counts: dict[str, int] = Field(default_factory=dict)
 
 
@@ -97,6 +119,8 @@ class ContaminationReport(BaseModel):
     envs: list[str]
     train_tools: int
     train_values: int = Field(description="distinct candidate string values in the training scenarios")
+    candidates: list[str] = Field(default_factory=list, description="offered but not admitted environments "
+                                                                   "checked for mirrors (from import reports)")
     benchmarks: dict[str, BenchmarkContamination]
 
     def summary(self) -> str:
@@ -107,7 +131,11 @@ class ContaminationReport(BaseModel):
                 continue
             lines.append(f"{b.benchmark:10s} tools={b.counts.get('bench_tools', 0)} "
                          f"exact={len(b.tool_name_overlaps)} normalized={len(b.normalized_name_overlaps)} "
-                         f"signature={len(b.same_signature_overlaps)} shared_values={b.shared_values_total}")
+                         f"signature={len(b.same_signature_overlaps)} shared_values={b.shared_values_total} "
+                         f"mirrors={len(b.mirrors)}")
+            for m in b.mirrors:
+                lines.append(f"  mirror: {m.env} ~ {m.backend} ({len(m.shared_tools)} shared tools, overlap "
+                             f"{m.overlap:.2f}{'' if m.admitted else ', not admitted'})")
         return "\n".join(lines)
 
 
@@ -131,6 +159,7 @@ class BenchTool:
     params: tuple[str, ...]
     source: str
     short: str = ""  # the name without server/module prefix; defaults to the name
+    backend: str = ""  # the stateful backend (API class, domain, server) it belongs to; "" for loose function docs
 
 
 @dataclass
@@ -166,10 +195,12 @@ def load_mcp_atlas(data_dir: Path | None = None) -> BenchData:
     schema_file = tasks_file.parent / "tool_schemas.json"
     overrides = json.loads(schema_file.read_text()) if schema_file.is_file() else {}
     book = ReplayBook(tasks)
-    tools = [BenchTool(n, p, f"mcp_servers/{n.partition('_')[0]}", n.partition("_")[2]) for n, p in local.items()]
+    tools = [BenchTool(n, p, f"mcp_servers/{n.partition('_')[0]}", n.partition("_")[2],
+                       f"mcp_atlas/{n.partition('_')[0]}") for n, p in local.items()]
     for name in sorted({n for t in tasks for n in t.enabled_tools} - set(local)):
         schema = replay_tool_schema(name, book, overrides)["function"]["parameters"]
-        tools.append(BenchTool(name, _params(schema), "enabled_tools(replayed)", name.partition("_")[2]))
+        tools.append(BenchTool(name, _params(schema), "enabled_tools(replayed)", name.partition("_")[2],
+                               f"mcp_atlas/{name.partition('_')[0]}"))
 
     def docs() -> Iterator[tuple[str, Any]]:
         for t in tasks:
@@ -186,8 +217,8 @@ def load_mcp_atlas(data_dir: Path | None = None) -> BenchData:
 def load_vitabench() -> BenchData:
     from .vitabench import CATEGORIES, DATA_DIR, TOOLS
 
-    tools = [BenchTool(t["function"]["name"], _params(t["function"]["parameters"]), f"vitabench/{domain}")
-             for domain, defs in TOOLS.items() for t in defs]
+    tools = [BenchTool(t["function"]["name"], _params(t["function"]["parameters"]), f"vitabench/{domain}",
+                       backend=f"vitabench/{domain}") for domain, defs in TOOLS.items() for t in defs]
     files = [DATA_DIR / c / "tasks_en.json" for c in CATEGORIES]
 
     def docs() -> Iterator[tuple[str, Any]]:
@@ -232,18 +263,18 @@ def load_bfcl() -> BenchData:
     loaded = {p: _jsonl(p) for p in questions + func_docs}
     tools: list[BenchTool] = []
 
-    def add(fn: Any, source: str) -> None:
+    def add(fn: Any, source: str, backend: str = "") -> None:
         if isinstance(fn, dict) and isinstance(fn.get("name"), str):
             tools.append(BenchTool(fn["name"], _params(fn.get("parameters")), source,
-                                   fn["name"].rsplit(".", 1)[-1]))
+                                   fn["name"].rsplit(".", 1)[-1], backend))
 
-    for p in questions:
+    for p in questions:  # single-turn questions: loose function docs of many APIs, no backend
         for entry in loaded[p]:
             for fn in entry.get("function") or [] if isinstance(entry, dict) else []:
                 add(fn, p.name)
-    for p in func_docs:
+    for p in func_docs:  # multi-turn: one stateful API class per file
         for fn in loaded[p]:
-            add(fn, f"multi_turn_func_doc/{p.name}")
+            add(fn, f"multi_turn_func_doc/{p.name}", f"bfcl/{p.stem}")
 
     def docs() -> Iterator[tuple[str, Any]]:
         for p in questions:
@@ -262,14 +293,15 @@ def _is_tool_decorator(node: ast.expr) -> bool:
         (isinstance(target, ast.Attribute) and target.attr == "is_tool")
 
 
-def tau2_tools(source: str, label: str) -> list[BenchTool]:
+def tau2_tools(source: str, label: str, backend: str = "") -> list[BenchTool]:
     """`@is_tool`-decorated methods of a tau2 toolkit module, read statically (the package is never imported)."""
     out = []
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and any(map(_is_tool_decorator,
                                                                                  node.decorator_list)):
             args = node.args.posonlyargs + node.args.args + node.args.kwonlyargs
-            out.append(BenchTool(node.name, tuple(a.arg for a in args if a.arg not in ("self", "cls")), label))
+            out.append(BenchTool(node.name, tuple(a.arg for a in args if a.arg not in ("self", "cls")), label,
+                                 backend=backend))
     return out
 
 
@@ -283,7 +315,7 @@ def load_tau2() -> BenchData:
     tools = []
     for domain in DOMAINS:
         for p in sorted((pkg / "domains" / domain).glob("*tools.py")):
-            tools += tau2_tools(p.read_text(encoding="utf-8"), f"tau2/{domain}/{p.name}")
+            tools += tau2_tools(p.read_text(encoding="utf-8"), f"tau2/{domain}/{p.name}", f"tau2/{domain}")
     files = [p for d in DOMAINS for p in (data / d / n for n in ("tasks.json", "db.json", "db.toml", "user_db.toml"))
              if p.is_file()]
 
@@ -370,8 +402,58 @@ def _train_side(manifest_path: Path) -> tuple[list[str], list[_TrainTool], dict[
     return sorted(packages), tools, values
 
 
+@dataclass(frozen=True)
+class _EnvTools:
+    env: str
+    tools: frozenset[str]  # normalized tool names
+    admitted: bool
+
+
+def release_candidates(dirs: Iterable[str | Path], admitted: set[str]) -> list[_EnvTools]:
+    """Environments listed in the `import_report.json` of each folder (an `envfactory envs import-release`
+    output) that are not admitted: their metadata's tool names, whatever their import status."""
+    out, seen = [], set(admitted)
+    for d in dirs:
+        path = Path(d) / "import_report.json"
+        if not path.is_file():
+            continue
+        try:
+            envs = json.loads(path.read_text()).get("envs") or []
+        except ValueError:
+            continue
+        for e in envs:
+            if not isinstance(e, dict) or not isinstance(e.get("name"), str):
+                continue
+            name = e.get("package") or normalize_name(e["name"])
+            tools = frozenset(normalize_name(t) for t in e.get("tool_names") or [] if isinstance(t, str))
+            if name not in seen and tools:
+                seen.add(name)
+                out.append(_EnvTools(name, tools, admitted=False))
+    return out
+
+
+def find_mirrors(bench_tools: Iterable[BenchTool], envs: Iterable[_EnvTools]) -> list[Mirror]:
+    """(environment, backend) pairs sharing >= MIRROR_MIN_TOOLS normalized tool names with an overlap
+    coefficient >= MIRROR_MIN_OVERLAP: the environment re-implements that benchmark backend."""
+    backends: dict[str, set[str]] = {}
+    for t in bench_tools:
+        if t.backend:
+            backends.setdefault(t.backend, set()).add(normalize_name(t.short or t.name))
+    out = []
+    for e in envs:
+        for backend, names in sorted(backends.items()):
+            shared = e.tools & names
+            if len(shared) < MIRROR_MIN_TOOLS:
+                continue
+            overlap = len(shared) / min(len(e.tools), len(names))
+            if overlap >= MIRROR_MIN_OVERLAP:
+                out.append(Mirror(env=e.env, admitted=e.admitted, backend=backend, shared_tools=sorted(shared),
+                                  env_tools=len(e.tools), backend_tools=len(names), overlap=round(overlap, 3)))
+    return sorted(out, key=lambda m: (-m.overlap, m.env))
+
+
 def _audit(name: str, bench: BenchData, train_tools: list[_TrainTool],
-           train_values: dict[str, tuple[str, set[str]]]) -> BenchmarkContamination:
+           train_values: dict[str, tuple[str, set[str]]], candidates: list[_EnvTools] = ()) -> BenchmarkContamination:
     seen, tools = set(), []
     for t in bench.tools:  # first declaration wins: sources are read in a fixed order
         key = (t.name, frozenset(map(normalize_name, t.params)))
@@ -421,27 +503,37 @@ def _audit(name: str, bench: BenchData, train_tools: list[_TrainTool],
                 hits.setdefault(norm_s, set()).add(label)
     shared = [SharedValue(value=train_values[k][0], train_envs=sorted(train_values[k][1]),
                           bench_sources=sorted(hits[k])) for k in sorted(hits, key=lambda k: (-len(k), k))]
+    by_env: dict[str, set[str]] = {}
+    for tt in train_tools:
+        by_env.setdefault(tt.env, set()).add(normalize_name(tt.name))
+    mirrors = find_mirrors(tools, [_EnvTools(env, frozenset(names), True) for env, names in sorted(by_env.items())]
+                           + list(candidates))
     counts = {"bench_tools": len(tools), "bench_strings_scanned": len(scanned), "tool_name_overlaps": len(exact),
               "normalized_name_overlaps": len(norm), "same_signature_overlaps": len(sig),
               "shared_values": len(shared),
               "train_tools_with_name_overlap": len({(o.train_env, o.train_tool) for o in norm}),
-              "train_tools_with_signature_overlap": len({(o.train_env, o.train_tool) for o in sig})}
+              "train_tools_with_signature_overlap": len({(o.train_env, o.train_tool) for o in sig}),
+              "mirrors": len(mirrors), "mirrors_admitted": sum(m.admitted for m in mirrors)}
     return BenchmarkContamination(benchmark=name, checked=True, data_paths=bench.paths, tool_name_overlaps=exact,
                                   normalized_name_overlaps=norm, same_signature_overlaps=sig,
                                   shared_values=shared[:MAX_SHARED_VALUES], shared_values_total=len(shared),
-                                  counts=counts)
+                                  mirrors=mirrors, counts=counts)
 
 
 def build_report(manifest_path: Path, loaders: Mapping[str, Callable[[], BenchData]] | None = None,
-                 extra: Mapping[str, BenchData] | None = None) -> ContaminationReport:
+                 extra: Mapping[str, BenchData] | None = None,
+                 offered_dirs: Iterable[str | Path] = ()) -> ContaminationReport:
     """Audit the manifest's admitted environments against each benchmark of `loaders` (default: all four).
 
     `extra` adds tools and data to a benchmark (or adds a benchmark): planted overlaps in tests, or data a
-    loader does not know about (e.g. the full MCP-Atlas release: `{"mcp_atlas": load_mcp_atlas(dir)}`)."""
+    loader does not know about (e.g. the full MCP-Atlas release: `{"mcp_atlas": load_mcp_atlas(dir)}`).
+    `offered_dirs` (an experiment's `envs.extra_dirs`): import folders whose not-admitted environments are
+    checked for mirrors too."""
     manifest_path = Path(manifest_path)
     loaders = dict(LOADERS if loaders is None else loaders)
     extra = dict(extra or {})
     envs, train_tools, train_values = _train_side(manifest_path)
+    candidates = release_candidates(offered_dirs, set(envs))
     results: dict[str, BenchmarkContamination] = {}
     for name in [*loaders, *(n for n in extra if n not in loaders)]:
         try:
@@ -459,9 +551,10 @@ def build_report(manifest_path: Path, loaders: Mapping[str, Callable[[], BenchDa
             more = extra[name]
             bench = BenchData([*bench.tools, *more.tools], itertools.chain(bench.docs, more.docs),
                               [*bench.paths, *more.paths])
-        results[name] = _audit(name, bench, train_tools, train_values)
+        results[name] = _audit(name, bench, train_tools, train_values, candidates)
     return ContaminationReport(manifest=str(manifest_path), envs=envs, train_tools=len(train_tools),
-                               train_values=len(train_values), benchmarks=results)
+                               train_values=len(train_values), candidates=[c.env for c in candidates],
+                               benchmarks=results)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -469,10 +562,18 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("manifest", type=Path)
     p.add_argument("--out", type=Path, help="write the JSON report here")
     p.add_argument("--benchmarks", nargs="*", choices=BENCHMARKS, help="default: all")
+    p.add_argument("--config", type=Path, help="the experiment's config: import folders in its envs.extra_dirs "
+                                               "contribute their not-admitted environments as mirror candidates")
+    p.add_argument("--candidates", nargs="*", default=[], help="further import folders (import_report.json)")
     args = p.parse_args(argv)
     t0 = time.time()
     loaders = {n: LOADERS[n] for n in args.benchmarks} if args.benchmarks else None
-    report = build_report(args.manifest, loaders)
+    offered = list(args.candidates)
+    if args.config:
+        from envfactory.config import load_config
+
+        offered = [*load_config(args.config).envs.extra_dirs, *offered]
+    report = build_report(args.manifest, loaders, offered_dirs=offered)
     if args.out:
         write_report(report, args.out)
     print(report.summary())

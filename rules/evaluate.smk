@@ -25,9 +25,11 @@ rule eval_bench:
 
 
 rule contamination:
-    """Training environments vs benchmark backends (tool names, signatures, scenario values). After the
+    """Training environments vs benchmark backends (tool names, signatures, scenario values, mirrored backends,
+    also among imported environments that were offered but not admitted). After the
     evaluations, so the isolated benchmarks' venvs (BFCL-v3, tau2 data) exist and are checked too."""
     input:
+        cfg="{out}/config.json",
         manifest="{out}/envs/manifest.json",
         evals=benchmark_files,
     output:
@@ -35,4 +37,4 @@ rule contamination:
     log:
         "{out}/logs/contamination.log",
     shell:
-        "{sys.executable} -m evals.contamination {input.manifest} --out {output} > {log} 2>&1"
+        "{sys.executable} -m evals.contamination {input.manifest} --config {input.cfg} --out {output} > {log} 2>&1"

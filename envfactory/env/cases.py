@@ -12,7 +12,8 @@
                         {"path": ["bookings", "BK9999"], "absent": true}]}]}
 
 A step's args may reference an earlier step's output with {"$ref": "<step>.<key>.<index>..."}.
-A step with `expect_error` also checks that the failed call left the state unchanged.
+A step with `expect_error` also checks that the failed call left the state unchanged. A case's
+`expect_hash` is the state hash the steps must reach (determinism checks of imported environments).
 The runner talks to any session with `call(tool, args) -> dict`, `reset(scenario)`,
 `state() -> dict` and `state_hash() -> str`: the sandbox in production, the
 in-process runtime in unit tests.
@@ -53,6 +54,7 @@ class Case(BaseModel):
     steps: list[Step]
     expect_state: list[StateAssert] = Field(default_factory=list)
     expect_unchanged: bool = False
+    expect_hash: str | None = None  # the state hash after the steps (determinism cases of imported environments)
 
 
 class CaseSet(BaseModel):
@@ -173,6 +175,11 @@ def run_case(session: Session, case: Case, spec: EnvSpec | None = None) -> CaseR
                 failures.append(f"state {a.path}: expected {a.equals!r}, got {str(got)[:200]}")
         if case.expect_unchanged and session.state_hash() != initial:
             failures.append("state changed, expected unchanged")
+    if case.expect_hash is not None:
+        got_hash = session.state_hash()
+        if got_hash != case.expect_hash:
+            failures.append(f"state hash {got_hash[:12]} after the steps, expected {case.expect_hash[:12]} "
+                            "(the same calls from the same scenario reached another state)")
     return CaseResult(name=case.name, passed=not failures, failures=failures)
 
 

@@ -1,6 +1,9 @@
-"""Import an environment released in the paper's format into an EnvFactory package.
+"""Import environments released in the paper's format into EnvFactory packages.
 
-Input: metadata JSON (`class_name`, `description`, `tools[]` with
+* `import_release` (`envfactory envs import-release`, `release.py`): the whole public release, as published
+  (the module's @mcp.tool() functions are the tools), validated by executing it in the sandbox.
+* `import_paper_env` (`envfactory envs import`, below): one plain class and its files, given explicitly.
+  Input: metadata JSON (`class_name`, `description`, `tools[]` with
 `input_schema`/`output_schema`), the Python module defining the class with
 `load_scenario`/`save_scenario`, and scenario JSON files. Output: a package
 folder whose `env.py` wraps the class (see `adapter.py`). The module is copied,
@@ -13,8 +16,9 @@ import json
 import shutil
 from pathlib import Path
 
-from ..io import atomic_write_json, atomic_write_text
-from .spec import EnvSpec
+from ...io import atomic_write_json, atomic_write_text
+from ..spec import EnvSpec
+from .release import ImportReport, ReleaseError, import_release  # noqa: F401 - the package's API
 
 _ENV_TEMPLATE = '''"""Imported from the paper's released format; the original module is paper_env.py."""
 import importlib.util
