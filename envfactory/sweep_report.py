@@ -29,6 +29,7 @@ class PointSummary(BaseModel):
     variant: str
     seed: int
     metrics: dict[str, float]
+    labels: dict[str, str] = Field(default_factory=dict, description="qualifiers of the metrics (same keys)")
     train_envs: int
     admitted: int
     rejected: int
@@ -42,8 +43,9 @@ class VariantSummary(BaseModel):
     seeds: list[int]
     x: float | None = None
     mean: dict[str, float]
-    stderr: dict[str, float]
+    stderr: dict[str, float | None]
     n: dict[str, int]
+    labels: dict[str, str] = Field(default_factory=dict, description="qualifiers of the variant's numbers")
 
 
 class SweepSummary(BaseModel):
@@ -60,7 +62,7 @@ class SweepSummary(BaseModel):
 
 def collect_point(out: Path) -> PointSummary:
     """What the report needs from one finished sweep point."""
-    from evals.report import ModelResults, headline_metrics
+    from evals.report import ModelResults, headline_labels, headline_metrics
 
     cfg = json.loads((out / "config.json").read_text())
     res = ModelResults.model_validate_json((out / "results.json").read_text())
@@ -71,7 +73,7 @@ def collect_point(out: Path) -> PointSummary:
         curve = [(int(h.get("step", i + 1)), float(h["reward"]))
                  for i, h in enumerate(json.loads(rl.read_text()).get("history", [])) if "reward" in h]
     return PointSummary(out=str(out), variant=cfg["sweep"]["variant"], seed=cfg["sweep"]["seed"],
-                        metrics=headline_metrics(res),
+                        metrics=headline_metrics(res), labels=headline_labels(res),
                         train_envs=manifest["train_envs"],  # held out by name and by domain
                         admitted=len(manifest["envs"]), rejected=len(manifest.get("rejected", [])),
                         held_back=len(manifest.get("held_back", [])), synthesis=manifest.get("synthesis", {}),
@@ -94,8 +96,10 @@ def summarize(spec: SweepSpec, points: list[PointSummary], model: str,
             mean[key], err[key] = mean_stderr(vals)
             n[key] = len(vals)
         x = sum(p.train_envs for p in mine) / len(mine) if spec.x == "train_envs" else None
+        labels = {k: "; ".join(sorted({lab for p in mine for lab in p.labels.get(k, "").split("; ") if lab}))
+                  for k in mean}
         variants.append(VariantSummary(variant=name, seeds=sorted(p.seed for p in mine), x=x, mean=mean,
-                                       stderr=err, n=n))
+                                       stderr=err, n=n, labels={k: v for k, v in labels.items() if v}))
     return SweepSummary(sweep=spec.sweep, description=spec.description, plot=spec.plot, x=spec.x,
                         metrics=spec.metrics, model=model, points=points, variants=variants, paper=paper or {})
 
@@ -135,7 +139,7 @@ def plot_main(s: SweepSummary) -> bytes:
     elif s.plot == "line":
         order = sorted(s.variants, key=lambda v: v.x or 0.0)
         for m in metrics:
-            pts = [(v.x, v.mean[m], v.stderr[m]) for v in order if m in v.mean]
+            pts = [(v.x, v.mean[m], v.stderr[m] or 0.0) for v in order if m in v.mean]
             ax.errorbar([p[0] for p in pts], [p[1] for p in pts], yerr=[p[2] for p in pts], marker="o",
                         capsize=4, label=m)
         ax.set_xlabel("training environments" if s.x == "train_envs" else (s.x or "variant"))
@@ -146,7 +150,7 @@ def plot_main(s: SweepSummary) -> bytes:
         for i, m in enumerate(metrics):
             xs = [j + i * width for j in range(len(s.variants))]
             ax.bar(xs, [v.mean.get(m, 0.0) for v in s.variants], width,
-                   yerr=[v.stderr.get(m, 0.0) for v in s.variants], capsize=4, label=m)
+                   yerr=[v.stderr.get(m) or 0.0 for v in s.variants], capsize=4, label=m)
         ax.set_xticks([j + width * (len(metrics) - 1) / 2 for j in range(len(s.variants))],
                       [v.variant for v in s.variants], rotation=20)
         ax.set_ylabel("success / score")
@@ -207,10 +211,18 @@ def render_plots(s: SweepSummary) -> dict[str, bytes]:
     return {"main": plot_main(s), "reward_curves": plot_reward_curves(s), "funnel": plot_funnel(s)}
 
 
-def _fmt(mean: float | None, err: float | None = None) -> str:
+def _fmt(mean: float | None, err: float | None = None, with_err: bool = False) -> str:
+    """`mean ± err`; with_err and no err: the standard error is undefined (n < 2), said rather than shown as 0."""
     if mean is None:
         return "—"
-    return f"{mean:.3f}" + (f" ± {err:.3f}" if err else "")
+    if err is None:
+        return f"{mean:.3f}" + (" (n&lt;2: no s.e.)" if with_err else "")
+    return f"{mean:.3f} ± {err:.3f}"
+
+
+def _label(text: str | None) -> str:
+    """A number's qualifiers, shown under it (never dropped: smoke-sized n, replay-based, non-official...)."""
+    return f"<br><small class='label'>{html.escape(text)}</small>" if text else ""
 
 
 def render_html(s: SweepSummary, plots: dict[str, bytes]) -> str:
@@ -219,10 +231,15 @@ def render_html(s: SweepSummary, plots: dict[str, bytes]) -> str:
     head = "".join(f"<th>{e(k)}</th>" for k in keys)
     rows = "".join(
         f"<tr><td>{e(v.variant)}</td><td>{'' if v.x is None else f'{v.x:g}'}</td><td>{len(v.seeds)}</td>"
-        + "".join(f"<td>{_fmt(v.mean.get(k), v.stderr.get(k))}</td>" for k in keys) + "</tr>"
+        + "".join(f"<td>{_fmt(v.mean.get(k), v.stderr.get(k), with_err=k in v.mean)}{_label(v.labels.get(k))}</td>"
+                  for k in keys) + "</tr>"
         for v in s.variants)
+    def best(k):
+        return max((v for v in s.variants if k in v.mean), key=lambda v: v.mean[k], default=None)
+
     paper_rows = "".join(
-        f"<tr><td>{e(k)}</td><td>{_fmt(max((v.mean[k] for v in s.variants if k in v.mean), default=None))}</td>"
+        f"<tr><td>{e(k)}</td><td>{_fmt(best(k).mean[k]) if best(k) else '—'}"
+        f"{_label(best(k).labels.get(k)) if best(k) else ''}</td>"
         f"<td>{_fmt(s.paper[k].base) if k in s.paper else '—'}</td><td>{_fmt(s.paper[k].trained) if k in s.paper else '—'}"
         f"</td><td>{e(s.paper[k].source) if k in s.paper else ''}</td></tr>"
         for k in s.metrics + sorted(set(s.paper) - set(s.metrics)))

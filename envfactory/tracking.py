@@ -101,8 +101,10 @@ def point_run_id(cfg) -> str | None:
     return point
 
 
-def log_summary(cfg, metrics: dict[str, float], params: dict[str, Any] | None = None) -> str | None:
-    """Headline metrics of one experiment: on its sweep-point run, else on the invocation's dag run."""
+def log_summary(cfg, metrics: dict[str, float], params: dict[str, Any] | None = None,
+                labels: dict[str, str] | None = None) -> str | None:
+    """Headline metrics of one experiment: on its sweep-point run, else on the invocation's dag run; each
+    metric's qualifiers (smoke-sized n, replay-based, ...) as the tag `label.<metric>`."""
     if not cfg.tracking.enabled:
         return None
     import mlflow
@@ -113,7 +115,8 @@ def log_summary(cfg, metrics: dict[str, float], params: dict[str, Any] | None = 
     client = mlflow.MlflowClient(tracking_uri=cfg.tracking.tracking_uri)
     ts = int(time.time() * 1000)
     client.log_batch(run_id, metrics=[mlflow.entities.Metric(k, float(v), ts, 0) for k, v in metrics.items()],
-                     params=[mlflow.entities.Param(k, str(v)) for k, v in (params or {}).items()])
+                     params=[mlflow.entities.Param(k, str(v)) for k, v in (params or {}).items()],
+                     tags=[mlflow.entities.RunTag(f"label.{k}", v) for k, v in (labels or {}).items()])
     return run_id
 
 

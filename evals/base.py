@@ -17,6 +17,7 @@ from typing import Callable, Literal, Protocol
 from pydantic import BaseModel, ConfigDict, Field
 
 from envfactory.llm.registry import ProviderConfig
+from envfactory.stats import SMOKE_N, mean_stderr  # noqa: F401 - re-exported for the adapters
 
 RESULT_SCHEMA_VERSION = 1
 
@@ -51,10 +52,15 @@ class CategoryScore(BaseModel):
     category: str
     score: float = Field(description="mean of per-task scores in [0, 1] (the benchmark's headline metric)")
     n: int
-    stderr: float
+    stderr: float | None = Field(description="standard error of the mean; null when n < 2 (undefined, not 0)")
     pass_k: dict[str, float] = Field(default_factory=dict, description="k -> pass^k, when num_trials > 1")
     metrics: dict[str, float] = Field(default_factory=dict, description="secondary metrics reported beside score")
     label: str = Field("", description="qualifier, e.g. 'replay-based' when offline tools were replayed")
+
+    def labels(self) -> list[str]:
+        """Every qualifier of this number: the adapter's, and smoke-sized n."""
+        out = [part.strip() for part in self.label.split(";") if part.strip()]
+        return out + ([f"smoke-sized n={self.n}"] if self.n < SMOKE_N else [])
 
 
 class BenchmarkResult(BaseModel):
@@ -113,18 +119,6 @@ def load_builtin() -> None:
         except ModuleNotFoundError as e:  # an adapter not written yet; anything else is a real error
             if e.name != f"evals.{mod}":
                 raise
-
-
-def mean_stderr(scores: list[float]) -> tuple[float, float]:
-    """Mean and standard error of the mean (sample std / sqrt(n)); stderr 0 for n < 2."""
-    n = len(scores)
-    if n == 0:
-        return 0.0, 0.0
-    m = sum(scores) / n
-    if n < 2:
-        return m, 0.0
-    var = sum((s - m) ** 2 for s in scores) / (n - 1)
-    return m, math.sqrt(var / n)
 
 
 def pass_hat_k(successes_per_task: list[tuple[int, int]], k: int) -> float:

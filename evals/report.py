@@ -136,5 +136,34 @@ def headline_metrics(results: ModelResults) -> dict[str, float]:
     return out
 
 
+def headline_labels(results: ModelResults) -> dict[str, str]:
+    """The qualifiers of every headline metric, under the same keys (`replay-based`, `order-match
+    (non-official)`, `smoke-sized n=6`, ...): MLflow tags, the sweep report and the ours-vs-paper table show them
+    beside the numbers. A metric without a qualifier is absent."""
+    from envfactory.stats import SMOKE_N
+
+    out: dict[str, str] = {}
+    for stage, h in results.heldout.items():
+        n = int(h.get("episodes", 0))
+        if n < SMOKE_N:
+            out[f"heldout.{stage}"] = f"smoke-sized n={n}"
+    if results.final_stage in results.heldout and f"heldout.{results.final_stage}" in out:
+        out["heldout"] = out[f"heldout.{results.final_stage}"]
+    for name, b in results.benchmarks.items():
+        if b.status != "scored" or b.score is None:
+            continue
+        per_category = {c.category: c.labels() for c in b.categories}
+        for category, labels in per_category.items():
+            if labels:
+                out[f"{name}.{category}"] = "; ".join(labels)
+        n = sum(c.n for c in b.categories)
+        overall = sorted({lab for labels in per_category.values() for lab in labels if not lab.startswith("smoke")})
+        overall += [f"smoke-sized n={n}"] if n < SMOKE_N else []
+        overall += ["task-weighted mean over categories"] if len(b.categories) > 1 else []
+        if overall:
+            out[name] = "; ".join(overall)
+    return out
+
+
 def write_results(results: ModelResults, out: Path) -> None:
     atomic_write_text(out, results.model_dump_json(indent=2))

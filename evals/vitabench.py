@@ -486,7 +486,7 @@ class VitaBench:
             pass_k = {str(k): pass_hat_k(successes, k) for k in range(1, ctx.num_trials + 1)} \
                 if ctx.num_trials > 1 else {}
             categories.append(CategoryScore(category=cat, score=mean, n=len(scores), stderr=stderr, pass_k=pass_k,
-                                            metrics=metrics))
+                                            metrics=metrics, label="order-match (non-official)"))
         checksum = dir_checksum(root)
         return BenchmarkResult(benchmark=self.name, status="scored", reason="; ".join(notes), policy=ctx.policy.name,
                                categories=categories, adapter_version=self.version, data_version=checksum[:12],

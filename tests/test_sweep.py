@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -58,8 +59,37 @@ def test_load_sweeps_skips_experiments_and_rejects_duplicates(tmp_path):
     other = tmp_path / "more"
     other.mkdir()
     (other / "t.yaml").write_text(yaml.safe_dump({"sweep": "s", "variants": {"b": {}}}))
-    with pytest.raises(ValueError, match="defined twice"):
+    with pytest.raises(ValueError, match=r"two different files: .*s\.yaml and .*more/t\.yaml; rename .*more/t\.yaml"):
         load_sweeps([tmp_path, other])
+
+
+def test_identical_sweep_files_found_twice_are_one_sweep(tmp_path):
+    """config/ copied into the working folder: the workflow's and the working directory's files are one sweep
+    (compared by content, not path); a copy that differs, or starts from a different base config, is an error
+    naming the copy to rename."""
+    shipped, copy = tmp_path / "workflow" / "config" / "experiments", tmp_path / "work" / "config" / "experiments"
+    for d in (shipped, copy):
+        d.mkdir(parents=True)
+        (d / "base.yaml").write_text("experiment: base\nseed: 3\n")
+        (d / "s.yaml").write_text(yaml.safe_dump({"sweep": "s", "base": "base.yaml", "variants": {"a": {}}}))
+    (copy / "s.yaml").write_text("# a comment and other formatting do not matter\n" + yaml.safe_dump(
+        {"variants": {"a": {}}, "base": "base.yaml", "sweep": "s"}, default_flow_style=True))
+    found = load_sweeps([shipped, copy])
+    assert list(found) == ["s"] and found["s"][1] == shipped / "s.yaml"
+    (copy / "base.yaml").write_text("experiment: base\nseed: 4\n")
+    with pytest.raises(ValueError, match=f"rename the `sweep:` in {copy / 's.yaml'}"):
+        load_sweeps([shipped, copy])
+    (copy / "base.yaml").write_text("experiment: base\nseed: 3\n")
+    (copy / "s.yaml").write_text(yaml.safe_dump({"sweep": "s", "base": "base.yaml", "variants": {"b": {}}}))
+    with pytest.raises(ValueError, match=f"two different files: {shipped / 's.yaml'} and {copy / 's.yaml'}"):
+        load_sweeps([shipped, copy])
+
+
+def test_shipped_config_copied_into_the_working_folder_loads_once(tmp_path):
+    shutil.copytree(ROOT / "config", tmp_path / "config")
+    once = load_sweeps([ROOT / "config" / "experiments"])
+    twice = load_sweeps([ROOT / "config" / "experiments", tmp_path / "config" / "experiments"])
+    assert {k: v[1] for k, v in twice.items()} == {k: v[1] for k, v in once.items()}
 
 
 def test_shipped_sweeps_expand_and_name_their_axes():
@@ -185,7 +215,8 @@ def test_sweep_points_compare_in_mlflow_by_tags(tmp_path, monkeypatch):
         with tracking.rule_run("sft", cfg) as run:
             run.metrics({"loss": 1.0 / (i + 1)})
         assert tracking.point_run_id(cfg) == tracking.point_run_id(cfg)  # found again, not duplicated
-        tracking.log_summary(cfg, {"heldout": i / 10, "bfcl.multi_turn_base": 0.5})
+        tracking.log_summary(cfg, {"heldout": i / 10, "bfcl.multi_turn_base": 0.5},
+                             labels={"heldout": "smoke-sized n=4"})
     tracking.end_parent_run(dag)
 
     client = mlflow.MlflowClient(tracking_uri=uri)
@@ -195,6 +226,7 @@ def test_sweep_points_compare_in_mlflow_by_tags(tmp_path, monkeypatch):
     assert {r.data.tags["envfactory.variant"] for r in found} == {"envs1", "all"}
     assert {r.data.tags["envfactory.env_count"] for r in found} == {"1", "all"}
     assert all(set(r.data.metrics) == {"heldout", "bfcl.multi_turn_base"} for r in found)
+    assert {r.data.tags["label.heldout"] for r in found} == {"smoke-sized n=4"}  # the label travels with the number
     sweep_runs = client.search_runs([exp], "tags.`envfactory.kind` = 'sweep'")
     assert len(sweep_runs) == 1 and {r.data.tags["mlflow.parentRunId"] for r in found} == {sweep_runs[0].info.run_id}
     one = client.search_runs([exp], "tags.`envfactory.variant` = 'envs1' and tags.`envfactory.seed` = '1' "

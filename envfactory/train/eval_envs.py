@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
+
+from ..stats import mean_stderr
 
 from ..agent.loop import Policy, run_episode
 from ..env.package import EnvPackage
@@ -22,6 +24,7 @@ class EvalReport(BaseModel):
     split: str
     episodes: int
     success_rate: float
+    success_stderr: float | None = Field(None, description="standard error of success_rate; null when n < 2")
     mean_reward: float
     trace_rate: float
     format_errors: int
@@ -36,6 +39,7 @@ def evaluate(policy: Policy, rows: list[dict], packages: dict[str, EnvPackage], 
     sessions: dict[str, SandboxedEnv] = {}
     per_env: dict[str, dict[str, float]] = {}
     totals = {"success": 0, "reward": 0.0, "trace": 0, "format": 0}
+    outcomes: list[float] = []
     try:
         for row in rows:
             scenarios = json.loads(row["scenarios"])
@@ -55,6 +59,7 @@ def evaluate(policy: Policy, rows: list[dict], packages: dict[str, EnvPackage], 
             r = composite_reward(outcome, reward)
             ok = r["state"] == 1.0
             totals["success"] += ok
+            outcomes.append(float(ok))
             totals["reward"] += r["reward"]
             totals["trace"] += r["trace"] == 1.0
             totals["format"] += ep.format_errors
@@ -67,5 +72,6 @@ def evaluate(policy: Policy, rows: list[dict], packages: dict[str, EnvPackage], 
             s.close()
     n = max(1, len(rows))
     return EvalReport(split=split, episodes=len(rows), success_rate=totals["success"] / n,
+                      success_stderr=mean_stderr(outcomes)[1],
                       mean_reward=totals["reward"] / n, trace_rate=totals["trace"] / n,
                       format_errors=totals["format"], per_env=per_env)
