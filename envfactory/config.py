@@ -16,12 +16,17 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .catalog import catalog_packages
+from evals.registry import BUILTIN, benchmark_names
+
 from .env.sandbox import SandboxLimits
 from .llm.registry import ProviderConfig
 from .train.model_card import load_card
 from .train.rl import RLSettings
 from .train.rows import TrainView
 from .train.sft import SFTSettings
+
+
+BenchmarkName = Literal[tuple(benchmark_names())]  # the registry decides (plugins included), the schema lists them
 
 
 class _Strict(BaseModel):
@@ -139,8 +144,8 @@ class TrainConfig(_Strict):
 
 class EvaluationConfig(_Strict):
     """Public benchmarks run on the final model (evals/); subset sizes keep the offline default small."""
-    benchmarks: list[Literal["bfcl", "tau2", "mcp_atlas", "vitabench"]] = Field(
-        default_factory=lambda: ["bfcl", "tau2", "mcp_atlas", "vitabench"])
+    benchmarks: list[BenchmarkName] = Field(default_factory=lambda: list(BUILTIN),
+                                            description="registered benchmarks (evals/registry.py)")
     limit: int | None = Field(2, description="tasks per category; null = the full benchmark")
     categories: dict[str, list[str]] = Field(
         default_factory=lambda: {"bfcl": ["simple", "multiple", "multi_turn_base"]},

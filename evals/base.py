@@ -91,34 +91,11 @@ class Benchmark(Protocol):
     def run(self, ctx: EvalContext) -> BenchmarkResult: ...
 
 
-BENCHMARKS: dict[str, Callable[[], Benchmark]] = {}
-
-
-def register_benchmark(name: str):
-    def deco(cls):
-        cls.name = name
-        BENCHMARKS[name] = cls
-        return cls
-
-    return deco
-
-
 def get_benchmark(name: str) -> Benchmark:
-    load_builtin()
-    if name not in BENCHMARKS:
-        raise ValueError(f"unknown benchmark {name!r}; registered: {sorted(BENCHMARKS)}")
-    return BENCHMARKS[name]()
+    """The registered benchmark `name` (evals/registry.py: one line per benchmark, imported lazily)."""
+    from .registry import get_benchmark as get
 
-
-def load_builtin() -> None:
-    import importlib
-
-    for mod in ("bfcl", "tau2", "mcp_atlas", "vitabench"):
-        try:
-            importlib.import_module(f"evals.{mod}")
-        except ModuleNotFoundError as e:  # an adapter not written yet; anything else is a real error
-            if e.name != f"evals.{mod}":
-                raise
+    return get(name)
 
 
 def pass_hat_k(successes_per_task: list[tuple[int, int]], k: int) -> float:

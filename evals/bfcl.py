@@ -26,7 +26,7 @@ from evals.base import (
     CategoryScore,
     EvalContext,
     mean_stderr,
-    register_benchmark,
+   
     unavailable,
 )
 from evals.isolated import IsolatedEnvError, ensure_venv, run_runner
@@ -54,7 +54,6 @@ def _label(category: str, max_turns: int) -> str:
     return ""
 
 
-@register_benchmark("bfcl")
 class BFCL:
     version = "1"
 

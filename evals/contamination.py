@@ -27,13 +27,12 @@ For every admitted training environment (a manifest's packages: their `spec.json
 Benchmarks whose data lives in an isolated venv (BFCL-v3, tau2) are read from that venv's site-packages
 (read only, never imported, never built from here): no venv -> `checked: false`, reason "venv not built".
 
-    python -m evals.contamination results/default/envs/manifest.json --out results/default/contamination.json \
+    envfactory contamination results/default/envs/manifest.json --out results/default/contamination.json \
         [--config results/default/config.json]
 """
 
 from __future__ import annotations
 
-import argparse
 import ast
 import csv
 import importlib
@@ -53,6 +52,7 @@ from envfactory.io import atomic_write_text
 from envfactory.querygen.sampling import admitted_packages
 
 from .isolated import venv_dir
+from .registry import contamination_loaders
 
 REPORT_VERSION = 1
 MIN_VALUE_LEN = 8
@@ -60,7 +60,6 @@ MAX_SHARED_VALUES = 50
 MIN_SIGNATURE_PARAMS = 2
 MIRROR_MIN_TOOLS = 3
 MIRROR_MIN_OVERLAP = 0.25
-BENCHMARKS = ("mcp_atlas", "vitabench", "bfcl", "tau2")
 VENV_MISSING = "venv not built"
 
 
@@ -327,8 +326,6 @@ def load_tau2() -> BenchData:
     return BenchData(tools, docs(), [str(pkg / "domains"), str(data)])
 
 
-LOADERS: dict[str, Callable[[], BenchData]] = {"mcp_atlas": load_mcp_atlas, "vitabench": load_vitabench,
-                                               "bfcl": load_bfcl, "tau2": load_tau2}
 
 
 # --------------------------------------------------------------------------------------- normalization
@@ -530,7 +527,7 @@ def build_report(manifest_path: Path, loaders: Mapping[str, Callable[[], BenchDa
     `offered_dirs` (an experiment's `envs.extra_dirs`): import folders whose not-admitted environments are
     checked for mirrors too."""
     manifest_path = Path(manifest_path)
-    loaders = dict(LOADERS if loaders is None else loaders)
+    loaders = dict(contamination_loaders() if loaders is None else loaders)
     extra = dict(extra or {})
     envs, train_tools, train_values = _train_side(manifest_path)
     candidates = release_candidates(offered_dirs, set(envs))
@@ -557,28 +554,23 @@ def build_report(manifest_path: Path, loaders: Mapping[str, Callable[[], BenchDa
                                benchmarks=results)
 
 
-def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m evals.contamination", description=__doc__.split("\n")[0])
-    p.add_argument("manifest", type=Path)
-    p.add_argument("--out", type=Path, help="write the JSON report here")
-    p.add_argument("--benchmarks", nargs="*", choices=BENCHMARKS, help="default: all")
-    p.add_argument("--config", type=Path, help="the experiment's config: import folders in its envs.extra_dirs "
-                                               "contribute their not-admitted environments as mirror candidates")
-    p.add_argument("--candidates", nargs="*", default=[], help="further import folders (import_report.json)")
-    args = p.parse_args(argv)
+def run_audit(manifest: Path, out: Path | None = None, benchmarks: list[str] | None = None,
+              config: Path | None = None, candidates: list[str] = ()) -> ContaminationReport:
+    """`envfactory contamination`: audit a manifest, print the summary, write the report to `out`."""
     t0 = time.time()
-    loaders = {n: LOADERS[n] for n in args.benchmarks} if args.benchmarks else None
-    offered = list(args.candidates)
-    if args.config:
+    all_loaders = contamination_loaders()
+    unknown = sorted(set(benchmarks or ()) - set(all_loaders))
+    if unknown:
+        raise ValueError(f"no contamination loader for {unknown}; have {sorted(all_loaders)}")
+    loaders = {n: all_loaders[n] for n in benchmarks} if benchmarks else None
+    offered = list(candidates)
+    if config:
         from envfactory.config import load_config
 
-        offered = [*load_config(args.config).envs.extra_dirs, *offered]
-    report = build_report(args.manifest, loaders, offered_dirs=offered)
-    if args.out:
-        write_report(report, args.out)
+        offered = [*load_config(config).envs.extra_dirs, *offered]
+    report = build_report(manifest, loaders, offered_dirs=offered)
+    if out:
+        write_report(report, out)
     print(report.summary())
     print(f"({time.time() - t0:.1f}s)")
-
-
-if __name__ == "__main__":
-    main()
+    return report

@@ -31,7 +31,7 @@ from .base import (
     EvalContext,
     mean_stderr,
     pass_hat_k,
-    register_benchmark,
+   
     unavailable,
 )
 from .isolated import IsolatedEnvError, ensure_venv, run_runner
@@ -106,7 +106,6 @@ def _category(domain: str, d: _Domain, num_trials: int) -> CategoryScore:
                          metrics=metrics)
 
 
-@register_benchmark("tau2")
 class Tau2:
     version = "1"
 

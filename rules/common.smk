@@ -10,6 +10,7 @@ from pathlib import Path
 
 from envfactory.config import ExperimentConfig
 from envfactory.sweep import expand_sweep, load_sweeps, merge_files
+from evals.registry import benchmark_names
 from envfactory.train.model_card import card_names, load_card
 from envfactory import tracking
 
@@ -49,7 +50,7 @@ wildcard_constraints:
     sweep="|".join(re.escape(s) for s in SWEEPS) or "(?!)",
     stage="base|sft|rl",
     model="|".join(re.escape(m) for m in HEADLINES),
-    bench="bfcl|tau2|mcp_atlas|vitabench",
+    bench="|".join(re.escape(b) for b in benchmark_names()),
 
 
 def cfg_of(wc):

@@ -37,4 +37,4 @@ rule contamination:
     log:
         "{out}/logs/contamination.log",
     shell:
-        "{sys.executable} -m evals.contamination {input.manifest} --config {input.cfg} --out {output} > {log} 2>&1"
+        "{ENVFACTORY} contamination {input.manifest} --config {input.cfg} --out {output} > {log} 2>&1"

@@ -8,7 +8,7 @@ from collections import Counter
 import pytest
 
 from envfactory.catalog import catalog_packages
-from envfactory.catalog.__main__ import render_spec
+from envfactory.catalog.check import render_spec
 from envfactory.env.package import EnvPackage
 from envfactory.env.verify import verify_package
 
@@ -40,7 +40,7 @@ def test_package_contract(package):
 
 @pytest.mark.parametrize("package", PACKAGES, ids=IDS)
 def test_spec_is_generated_from_code(package):
-    """spec.json must match the class it describes (regenerate with `python -m envfactory.catalog check`)."""
+    """spec.json must match the class it describes (regenerate with `envfactory catalog check`)."""
     assert (package.root / "spec.json").read_text() == render_spec(package.root)
 
 

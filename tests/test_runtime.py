@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from envfactory.catalog.__main__ import load_class
+from envfactory.catalog.check import load_class
 from envfactory.env.cases import Case, CaseSet, run_case, run_cases
 from envfactory.env.package import EnvPackage
 from envfactory.env.runtime import EnvRuntime

@@ -12,9 +12,8 @@ from envfactory.config import ExperimentConfig
 from envfactory.env.manifest import build_manifest
 from envfactory.querygen.sampling import admitted_packages
 from evals import contamination, vitabench
+from evals.registry import BUILTIN, contamination_loaders
 from evals.contamination import (
-    BENCHMARKS,
-    LOADERS,
     VENV_MISSING,
     BenchData,
     BenchTool,
@@ -130,7 +129,7 @@ def test_monkeypatched_vitabench_source_is_audited(manifest, tmp_path, monkeypat
     monkeypatch.setattr(vitabench, "DATA_DIR", tmp_path / "vb")
     (tmp_path / "vb" / "delivery").mkdir(parents=True)
     (tmp_path / "vb" / "delivery" / "tasks_en.json").write_text(json.dumps([{"environment": {"store": value}}]))
-    b = build_report(manifest, loaders={"vitabench": LOADERS["vitabench"]}).benchmarks["vitabench"]
+    b = build_report(manifest, loaders={"vitabench": contamination_loaders()["vitabench"]}).benchmarks["vitabench"]
     assert [(o.train_tool, o.bench_tool, o.bench_source) for o in b.tool_name_overlaps] == \
         [(tool.name, tool.name, "vitabench/delivery")]
     assert [o.bench_tool for o in b.same_signature_overlaps] == [tool.name]
@@ -138,7 +137,7 @@ def test_monkeypatched_vitabench_source_is_audited(manifest, tmp_path, monkeypat
 
 
 def test_benchmarks_without_a_venv_are_unchecked(manifest, no_venvs):
-    report = build_report(manifest, loaders={n: LOADERS[n] for n in ("bfcl", "tau2")})
+    report = build_report(manifest, loaders={n: contamination_loaders()[n] for n in ("bfcl", "tau2")})
     for name in ("bfcl", "tau2"):
         b = report.benchmarks[name]
         assert not b.checked and b.reason == VENV_MISSING == "venv not built"
@@ -149,7 +148,7 @@ def test_benchmarks_without_a_venv_are_unchecked(manifest, no_venvs):
 
 def test_real_catalog_against_vendored_data(manifest, no_venvs, tmp_path):
     report = build_report(manifest)
-    assert list(report.benchmarks) == list(BENCHMARKS)
+    assert list(report.benchmarks) == list(BUILTIN)
     for name in ("mcp_atlas", "vitabench"):
         b = report.benchmarks[name]
         assert b.checked, b.reason

@@ -1,12 +1,11 @@
 """Author tooling for the hand-written catalog (trusted code only).
 
-    python -m envfactory.catalog check NAME [NAME ...]   # regenerate spec.json, run cases in-process
-    python -m envfactory.catalog check --all
+    envfactory catalog check NAME [NAME ...]   # regenerate spec.json, run cases in-process
+    envfactory catalog check --all
 """
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import json
 import sys
@@ -69,15 +68,10 @@ def check(env_dir: Path) -> list[str]:
     return problems
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m envfactory.catalog")
-    sub = ap.add_subparsers(dest="cmd", required=True)
-    c = sub.add_parser("check")
-    c.add_argument("names", nargs="*")
-    c.add_argument("--all", action="store_true")
-    args = ap.parse_args(argv)
-    dirs = ([p for p in sorted(CATALOG_DIR.iterdir()) if (p / "env.py").is_file()] if args.all
-            else [CATALOG_DIR / n for n in args.names])
+def check_catalog(names: list[str], every: bool = False) -> int:
+    """`envfactory catalog check`: 0 when every named (or, with `every`, every) catalog environment passes."""
+    dirs = ([p for p in sorted(CATALOG_DIR.iterdir()) if (p / "env.py").is_file()] if every
+            else [CATALOG_DIR / n for n in names])
     bad = 0
     for d in dirs:
         problems = check(d)
@@ -86,7 +80,3 @@ def main(argv=None) -> int:
             print(f"  - {p}")
         bad += bool(problems)
     return 1 if bad else 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
