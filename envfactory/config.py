@@ -133,7 +133,7 @@ class HeldoutEvalConfig(_Strict):
 
 
 class TrainConfig(_Strict):
-    model: str = Field("smollm2-135m", description="model card in config/models/ (its name names results/<model>.json)")
+    model: str = Field("smollm2-135m", description="model card in envfactory/train/cards/ (its name names results/<model>.json)")
     stages: list[Literal["sft", "rl"]] = Field(default_factory=lambda: ["sft", "rl"],
                                                description="training stages run in order; [] evaluates the base model")
     view: TrainView = Field(default_factory=TrainView)

@@ -1,5 +1,5 @@
 # Training: `sft` -> `rl` on the offered view of the datasets, and `eval_envs` (held-out environment success)
-# for the base model and every trained stage. GPUs come from the model card (config/models/<model>.yaml) as the
+# for the base model and every trained stage. GPUs come from the model card (envfactory/train/cards/<model>.yaml) as the
 # `gpu` resource (the SLURM profile turns it into the allocation); with more than one GPU the trainer is started
 # by `accelerate launch` inside that allocation, with the card's DeepSpeed ZeRO config. 0 GPUs = CPU.
 

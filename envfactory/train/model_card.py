@@ -1,4 +1,4 @@
-"""Model cards (`config/models/<name>.yaml`): where a model comes from and how to train it at its scale."""
+"""Model cards (`envfactory/train/cards/<name>.yaml`): where a model comes from and how to train it at its scale."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-CARDS_DIR = Path(__file__).resolve().parents[2] / "config" / "models"
+CARDS_DIR = Path(__file__).resolve().parent / "cards"  # package data: a wheel install has them too
 DEEPSPEED_DIR = Path(__file__).resolve().parent / "deepspeed"
 
 
