@@ -15,15 +15,11 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from .catalog import catalog_packages
 from evals.registry import BUILTIN, benchmark_names
 
-from .env.sandbox import SandboxLimits
-from .llm.registry import ProviderConfig
-from .train.model_card import load_card
-from .train.rl import RLSettings
-from .train.rows import TrainView
-from .train.sft import SFTSettings
+from .env.limits import SandboxLimits
+from .llm.types import ProviderConfig
+from .train.settings import RLSettings, SFTSettings, TrainView
 
 
 BenchmarkName = Literal[tuple(benchmark_names())]  # the registry decides (plugins included), the schema lists them
@@ -60,6 +56,7 @@ def known_envs(extra_dirs: list[str] = ()) -> dict[str, str]:
     """name -> domain of the bundled catalog and of the packages in `extra_dirs` (their spec.json only: cheap,
     nothing imported). Synthesized environments are not known before the envs stage."""
     known = {}
+    from .catalog import catalog_packages
     from .env.package import package_dirs
 
     for spec in [p / "spec.json" for p in catalog_packages()] + [d / "spec.json" for d in package_dirs(extra_dirs)]:
@@ -162,6 +159,8 @@ class EvaluationConfig(_Strict):
         None, description="serve the trained model elsewhere (e.g. {name: openai, base_url: http://host:8000/v1, "
                           "model: <served name>}); null = the in-process transformers model")
     cache_dir: str | None = Field(None, description="LLM response cache for judge and user simulator")
+    strict: bool = Field(False, description="malformed benchmark data rows fail the run; false = each is skipped "
+                                            "and reported with its task id (metric skipped_rows)")
 
 
 class TrackingConfig(_Strict):
@@ -197,6 +196,8 @@ class ExperimentConfig(_Strict):
 
         Done once, here, so `config.json` holds the effective values: after its round trip every field counts
         as set and nothing is merged a second time (the stages read exactly what was written)."""
+        from .train.model_card import load_card
+
         try:
             card = load_card(self.train.model)
         except FileNotFoundError as e:

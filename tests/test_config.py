@@ -41,3 +41,12 @@ def test_snakemake_rejects_an_invalid_config(tmp_path):
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode != 0
     assert "memory_mb" in proc.stdout + proc.stderr
+
+
+def test_importing_the_config_is_light():
+    """Every DAG build imports the config: settings live in light modules, nothing heavy comes with them."""
+    code = "import sys, envfactory.config; print(sorted(m for m in sys.modules if m.startswith(('envfactory', 'evals'))))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True).stdout
+    loaded = eval(out)  # noqa: S307 - a list literal printed by our own subprocess
+    assert len(loaded) <= 10, loaded
+    assert not [m for m in loaded if m.endswith(("sandbox", ".rl", ".sft", "client", "model_card"))], loaded

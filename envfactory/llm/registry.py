@@ -4,24 +4,7 @@ from __future__ import annotations
 
 from typing import Callable, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
-
-from .types import ChatRequest, ChatResponse
-
-
-class ProviderConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    name: str = Field(description="registered provider: openai | anthropic | local | scripted")
-    model: str = Field("", description="model id for the provider")
-    base_url: str | None = Field(None, description="OpenAI-compatible endpoint (vLLM, SGLang, a local server)")
-    api_key_env: str | None = Field(None, description="environment variable holding the API key")
-    timeout_s: float = 120.0
-    max_retries: int = 5
-    concurrency: int = 4
-    responses: str | None = Field(None, description="scripted provider: JSON file of responses")
-    price_per_mtok: tuple[float, float] | None = Field(
-        None, description="(input, output) USD per million tokens, for cost accounting")
-    options: dict = Field(default_factory=dict, description="provider-specific extras")
+from .types import ChatRequest, ChatResponse, ProviderConfig  # noqa: F401 - ProviderConfig re-exported
 
 
 class Provider(Protocol):

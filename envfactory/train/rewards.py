@@ -22,6 +22,7 @@ from typing import Any, Callable, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..agent.matching import matched_gold
+from .settings import RewardConfig
 
 Call = tuple[str, str, dict]
 
@@ -45,37 +46,6 @@ def row_outcome(row: dict, predicted_calls: list, format_errors: int, final_stat
                           final_state_hash=final_state_hash,
                           expected_state_hash=json.loads(row["expected_state_hash"]),
                           initial_state_hash=initial_state_hash)
-
-
-class RewardConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    disabled: list[str] = Field(default_factory=list, description="registered terms switched off (ablations)")
-    weights: dict[str, float] = Field(default_factory=dict, description="multiplier on a term's weight (default 1)")
-    partial_trace: bool = False
-    tau: Literal["fixed", "linear"] = "fixed"
-    tau_fixed: float = Field(0.5, ge=0, le=1)
-    tau_start: float = 0.9
-    tau_end: float = 0.1
-    penalty_per_call: float = 0.05
-    penalty_cap: float = 0.5
-    masked_args: list[str] = Field(default_factory=list)
-    trace_order: Literal["ordered", "any"] = Field("ordered", description="gold calls matched in order, or in any "
-                                                                          "order (the paper)")
-    extra_arguments: Literal["reject", "ignore"] = Field("reject", description="a predicted argument the gold call "
-                                                                              "lacks fails the match, or is ignored "
-                                                                              "(the paper)")
-    tolerance: float = 1e-6
-
-    @field_validator("disabled", "weights")
-    @classmethod
-    def _registered(cls, v):
-        unknown = sorted(set(v) - set(REWARD_TERMS))
-        if unknown:
-            raise ValueError(f"unknown reward terms {unknown}; registered: {sorted(REWARD_TERMS)}")
-        return v
-
-    def enabled(self) -> list[str]:
-        return [name for name in REWARD_TERMS if name not in self.disabled]
 
 
 TermFn = Callable[[RolloutOutcome, RewardConfig], float]

@@ -15,38 +15,14 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .. import faults
 from ..env.package import EnvPackage
 from ..querygen.rollouts import offered_tools
 from .rewards import REWARD_TERMS, RewardConfig, composite_reward
+from .settings import RLSettings
 from .rl_env import SessionPool, environment_class
 from .rows import TrainView, row_rng, select_tools
 from .sft import deepspeed_file
-
-class RLSettings(BaseModel):
-    """GRPO hyperparameters. Fields left unset take the model card's values (resolved into `config.json`)."""
-    model_config = ConfigDict(extra="forbid")
-    max_steps: int | None = Field(4, ge=1, description="optimizer steps; null = num_train_epochs over the RL rows")
-    num_train_epochs: float = Field(1.0, gt=0, description="used when max_steps is null (the paper: 10)")
-    num_generations: int = Field(4, ge=2, description="rollouts per prompt (the GRPO group)")
-    prompts_per_step: int = Field(2, ge=1, description="prompts rolled out per generation batch (the paper: 256)")
-    mini_batch_prompts: int | None = Field(None, ge=1, description="prompts per optimizer step; a generation batch "
-                                                                   "gives prompts_per_step / this many updates "
-                                                                   "(the paper: 64); null = prompts_per_step")
-    per_device_train_batch_size: int | None = Field(None, ge=1, description="rollouts per device per forward pass "
-                                                                            "(the paper: 2); null = a whole "
-                                                                            "mini-batch at once")
-    max_completion_length: int = Field(160, description="tokens over all turns of one rollout (tool outputs included)")
-    max_turns: int = Field(3, description="tool-calling iterations per rollout")
-    learning_rate: float = 5e-6
-    beta: float = Field(0.02, description="KL coefficient (0 skips the reference model)")
-    temperature: float = 1.0
-    max_examples: int | None = Field(None, description="train rows considered (None = all)")
-    reward: RewardConfig = Field(default_factory=RewardConfig)
-    lora: bool = False
-    lora_r: int = 16
-    deepspeed: str | None = Field(None, description="DeepSpeed config for GPU runs: zero2 | zero3 (bundled) or a JSON path")
-    seed: int = 0
-
 
 def rl_arguments(settings: RLSettings, out_dir: Path, gpu: bool, bf16: bool, world_size: int = 1) -> dict:
     """GRPOConfig keyword arguments: the paper's batch shape (generation batch, mini-batch, micro-batch) in
@@ -165,6 +141,7 @@ def run_rl(settings: RLSettings, model_path: str, view: TrainView, rl_path: Path
         result = trainer.train(resume_from_checkpoint=resume or None)
     finally:
         pool.close()
+    faults.point("rl:checkpointed")  # crash tests: a checkpoint on disk, no final model or metrics.json
     final = out_dir / "model"
     trainer.save_model(str(final))
     tokenizer.save_pretrained(str(final))

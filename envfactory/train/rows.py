@@ -10,26 +10,7 @@ from __future__ import annotations
 import json
 import random
 
-from pydantic import BaseModel, ConfigDict, Field
-
-
-class TrainView(BaseModel):
-    """What SFT, RL and held-out evaluation all show the model."""
-    model_config = ConfigDict(extra="forbid")
-    max_tools: int | None = Field(3, ge=1, description="offer the gold tools plus distractors up to this many "
-                                                       "tools in all; at least 2 distractors (MIN_DISTRACTORS) are "
-                                                       "always added when the environment has them, even beyond "
-                                                       "this cap, so max_tools only caps the distractors beyond "
-                                                       "that minimum; null = every tool of the environment "
-                                                       "(paper scale)")
-    max_tool_tokens: int | None = Field(96, ge=8, description="tool outputs (and answers echoing them) cut to this "
-                                                               "many tokens, keeping the head")
-    max_tool_chars: int | None = Field(None, ge=16, description="tool outputs cut to this many characters, keeping "
-                                                                "head and tail (the paper: 512, a middle cut)")
-
-    def shorten(self, text: str, tokenizer=None) -> str:
-        """A tool output as the model sees it: the character budget (middle cut), then the token budget."""
-        return truncate_tokens(truncate_middle(text, self.max_tool_chars), tokenizer, self.max_tool_tokens)
+from .settings import TrainView, truncate_middle, truncate_tokens  # noqa: F401 - re-exported
 
 
 def called_tools(messages: list[dict]) -> set[str]:
@@ -55,24 +36,6 @@ def select_tools(tools: list[dict], must_have: set[str], max_tools: int | None, 
     keep += rng.sample(others, k=k)
     order = {t["function"]["name"]: i for i, t in enumerate(tools)}
     return sorted(keep, key=lambda t: order[t["function"]["name"]])
-
-
-def truncate_tokens(text: str, tokenizer, budget: int | None) -> str:
-    """Cut `text` to `budget` tokens of `tokenizer`, saying how much was cut (the agent should know it is partial)."""
-    if budget is None or tokenizer is None:
-        return text
-    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
-    if len(ids) <= budget:
-        return text
-    return tokenizer.decode(ids[:budget]) + f" ...[truncated {len(ids) - budget} tokens]"
-
-
-def truncate_middle(text: str, budget: int | None) -> str:
-    """Keep the first and last `budget // 2` characters, saying how much was cut (the paper's tool-output cut)."""
-    if budget is None or len(text) <= budget:
-        return text
-    half = budget // 2
-    return f"{text[:half]} ...[truncated {len(text) - 2 * half} chars]... {text[len(text) - half:]}"
 
 
 def clean_messages(messages: list[dict], tokenizer=None, view: TrainView | None = None) -> list[dict]:

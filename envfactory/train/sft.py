@@ -15,32 +15,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .. import faults
 from .rows import TrainView, called_tools, clean_messages, row_rng, select_tools
-
-
-class SFTSettings(BaseModel):
-    """SFT hyperparameters. Fields left unset take the model card's values (`ExperimentConfig` resolves them
-    before `config.json` is written, so what a stage reads is what it runs with)."""
-    model_config = ConfigDict(extra="forbid")
-    max_length: int = 1536
-    max_steps: int | None = Field(30, ge=1, description="optimizer steps; null = num_train_epochs over the data")
-    num_train_epochs: float = Field(1.0, gt=0, description="used when max_steps is null (the paper: 1 epoch)")
-    learning_rate: float = Field(1e-4, description="full fine-tuning of the tiny default; model cards set larger models' rates")
-    lr_scheduler_type: str = Field("linear", description="transformers scheduler name (the paper: cosine)")
-    per_device_train_batch_size: int = 1
-    gradient_accumulation_steps: int = 4
-    warmup_steps: float = Field(2, ge=0, description="warm-up steps, or a fraction of all steps when < 1 (the paper: 0.1)")
-    max_examples: int | None = None
-    loss_on: Literal["assistant", "last_assistant"] = Field(
-        "assistant", description="train on every assistant turn, or only the last one of each record (the paper's "
-                                 "LLaMA-Factory `mask_history`)")
-    lora: bool = False
-    lora_r: int = 16
-    deepspeed: str | None = Field(None, description="DeepSpeed config for GPU runs: zero2 | zero3 (bundled) or a JSON path")
-    seed: int = 0
-    logging_steps: int = 5
-    save_steps: int | None = Field(None, description="checkpoint interval for resuming (None = half-way; "
-                                                     "0 = no intermediate checkpoint)")
+from .settings import SFTSettings
 
 
 def deepspeed_file(name: str | None, gpu: bool) -> str | None:
@@ -169,6 +146,7 @@ def run_sft(settings: SFTSettings, model: str, view: TrainView, sft_path: Path, 
         log(f"[sft] {latest.name} already reached max_steps={settings.max_steps}: not training again")
     else:
         result = trainer.train(resume_from_checkpoint=str(latest) if latest else None)
+    faults.point("sft:checkpointed")  # crash tests: a checkpoint on disk, no final model or metrics.json
     final = out_dir / "model"
     trainer.save_model(str(final))
     tokenizer.save_pretrained(str(final))
