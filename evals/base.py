@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import math
 from pathlib import Path
-from typing import Callable, Literal, Protocol
+from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -46,6 +46,8 @@ class EvalContext(BaseModel):
     work_dir: Path
     data_dir: Path | None = Field(None, description="benchmark data override (fixtures, or a downloaded full set)")
     cache_dir: Path | None = Field(None, description="LLM response cache for judge / user simulator")
+    strict: bool = Field(False, description="fail the run on malformed benchmark data rows instead of skipping "
+                                            "and reporting them (evaluation.strict)")
 
 
 class CategoryScore(BaseModel):

@@ -7,6 +7,11 @@ that orders nothing can still talk its way past a lenient judge):
   products and quantities (reservations: same shop, time and party size), existing ones cancelled or kept as
   required. 1 or 0 per task.
 - `metrics["rubric_judge"]`: VitaBench's own criterion, an LLM judge over the task's rubrics (1 iff all met).
+The headline `score` is therefore labelled `order-match (non-official)`; the rubric score is reported beside it.
+The gold orders are repaired where the data is broken (`gold_records`); every repaired task is listed (reason,
+`repairs.json`) and scored with and without its repairs (`repaired_with_repairs`, `repaired_without_repairs`),
+and a task whose repair leaves a gold order without products (any order would match it) is excluded, with the
+count (`excluded_empty_gold`) and the ids in the reason.
 Tool arguments are model-chosen: every bad call answers `{"error": {"kind", "message"}}`, never raises.
 """
 
@@ -28,7 +33,7 @@ from envfactory.agent.loop import run_episode
 from envfactory.llm import ChatRequest, LLMClient, Message, ToolCall
 
 from .base import (BenchmarkResult, CategoryScore, EvalContext, dir_checksum, idle_policy, mean_stderr,
-                   model_policy, pass_hat_k, register_benchmark, trial_seed, unavailable)
+                   model_policy, pass_hat_k, trial_seed, unavailable)
 
 CATEGORIES = ("delivery", "instore")
 DATA_DIR = Path(__file__).resolve().parent / "data" / "vitabench"  # vendored tasks (MIT, see its LICENSE)
@@ -285,30 +290,50 @@ class VitaEnv:
 
 # ---- gold and the deterministic metric
 
-def gold_records(task: dict, env: VitaEnv) -> list[dict]:
-    """`required_orders`, normalized. The data is noisy; each repair is the narrowest one that fixes it: ids
-    carry stray spaces; a few orders are nested in another order's products (lifted out); two tasks swap ids
-    (the new order under the existing one's id and vice versa: the store decides); a few orders name a store
-    that does not sell their products while one other store does (the product id wins: moved there); products
-    absent from the task database are dropped and their order is matched leniently (see `_fits`). Every task's
-    expected states list the same orders, so their union is the final state."""
+def raw_gold(task: dict, env: VitaEnv) -> list[dict]:
+    """`required_orders` as the data has them, only normalized (ids without stray spaces, a store named by its
+    inner id mapped to its key): no repair. Every task's expected states list the same orders (their union)."""
+    states = task["evaluation_criteria"].get("expected_states") or []
+    out: dict[str, dict] = {}
+    for raw in (o for s in states for o in s.get("required_orders") or []):
+        rec = _record(raw)
+        rec["store_id"] = env.alias.get(rec["store_id"], rec["store_id"])
+        out.setdefault(rec["id"], rec)
+    return list(out.values())
+
+
+def gold_records(task: dict, env: VitaEnv, repairs: list[str] | None = None) -> list[dict]:
+    """`required_orders`, normalized (`raw_gold`) and repaired where the data is broken, each repair the narrowest
+    one that fixes it, and each described in `repairs` when given: a few orders are nested in another order's
+    products (lifted out); two tasks swap ids (the new order under the existing one's id and vice versa: the
+    store decides); a few orders name a store that does not sell their products while one other store does (the
+    product id wins: moved there); products absent from the task database are dropped and their order is
+    matched leniently (see `_fits`). Every task's expected states list the same orders, so their union is the
+    final state."""
+    note = repairs.append if repairs is not None else (lambda _: None)
     states = task["evaluation_criteria"].get("expected_states") or []
     queue = [o for s in states for o in s.get("required_orders") or []]
     out: dict[str, dict] = {}
     while queue:
         raw = queue.pop(0)
-        queue += [p for p in raw.get("products") or [] if isinstance(p, dict) and "order_id" in p]
+        nested = [p for p in raw.get("products") or [] if isinstance(p, dict) and "order_id" in p]
+        for p in nested:
+            note(f"order {str(p['order_id']).strip()} lifted out of order {str(raw.get('order_id', '')).strip()}'s "
+                 "products")
+        queue += nested
         rec = _record(raw)
         rec["store_id"] = env.alias.get(rec["store_id"], rec["store_id"])
         out.setdefault(rec["id"], rec)
     freed = {}
     for rec in out.values():
         if rec["kind"] == "order" and (before := env.initial.get(rec["id"])) and rec["store_id"] != before["store_id"]:
+            note(f"order {rec['id']} at store {rec['store_id']} is a new order under an existing order's id")
             freed[rec["id"]], rec["id"] = before, rec["id"] + "~new"
     for rec in out.values():
         if rec["kind"] == "order" and rec["id"] not in env.initial:
             for rid, before in list(freed.items()):
                 if (before["store_id"], _basket(before)) == (rec["store_id"], _basket(rec)):
+                    note(f"order {rec['id']} is the existing order {rid} (same store and basket): takes its id")
                     rec["id"] = rid
                     del freed[rid]
                     break
@@ -321,10 +346,23 @@ def gold_records(task: dict, env: VitaEnv) -> list[dict]:
             if rec["products"] and not any(sold(rec["store_id"], p["product_id"]) for p in rec["products"]):
                 homes = {s for p in rec["products"] for s in env.stores if sold(s, p["product_id"])}
                 if len(homes) == 1:
-                    rec["store_id"] = homes.pop()
+                    home = homes.pop()
+                    note(f"order {rec['id']} moved from store {rec['store_id']} (which sells none of its products) "
+                         f"to {home}")
+                    rec["store_id"] = home
             kept = [p for p in rec["products"] if sold(rec["store_id"], p["product_id"])]
+            if len(kept) < len(rec["products"]):
+                gone = sorted({p["product_id"] for p in rec["products"]} - {p["product_id"] for p in kept})
+                note(f"order {rec['id']}: products {', '.join(gone)} absent from the task database dropped "
+                     f"({len(kept)} left; matched leniently)")
             rec["lenient"], rec["products"] = len(kept) < len(rec["products"]), kept
     return list(out.values())
+
+
+def empty_gold_orders(gold: list[dict], env: VitaEnv) -> list[str]:
+    """The new, live gold orders without a product: any order at their store would match them."""
+    return [r["id"] for r in gold if r["kind"] == "order" and r["id"] not in env.initial and not _cancelled(r)
+            and not r["products"]]
 
 
 def _cancelled(record: dict) -> bool:
@@ -378,9 +416,8 @@ def oracle_policy(task: dict, env: VitaEnv):
         elif before is None and r["kind"] == "reservation":
             plan.append(("make_reservation", {"store_id": r["store_id"], "time": r["time"],
                                               "customer_count": r["customer_count"]}, r))
-        elif before is None:  # a gold order that lost all its products: any product of its store will do
-            items = [{"product_id": p, "quantity": q} for p, q in _basket(r).items()] or [
-                {"product_id": str(env.stores[r["store_id"]]["products"][0]["product_id"]).strip(), "quantity": 1}]
+        elif before is None:  # (a gold order without products is excluded from scoring: `empty_gold_orders`)
+            items = [{"product_id": p, "quantity": q} for p, q in _basket(r).items()]
             address = r["address"] or (env.env.get("location") or [{}])[0].get("address", "home")
             plan.append(("create_delivery_order", {"store_id": r["store_id"], "items": items, "address": address}, r)
                         if env.domain == "delivery" else
@@ -443,9 +480,8 @@ def judge_rubrics(client: LLMClient, task: dict, messages: list[Message], env: V
     return len(met & set(range(len(items)))) / len(items)
 
 
-@register_benchmark("vitabench")
 class VitaBench:
-    version = "1"
+    version = "2"  # 2: repaired tasks scored with and without repairs; tasks with an emptied gold order excluded
 
     def run(self, ctx: EvalContext) -> BenchmarkResult:
         t0, root = time.perf_counter(), Path(ctx.data_dir) if ctx.data_dir else DATA_DIR
@@ -466,27 +502,54 @@ class VitaBench:
             notes.append("no judge configured: rubric_judge omitted")
         idle = idle_policy() if ctx.policy.kind == "idle" else None  # a model policy is built per trial
         (log_dir := Path(ctx.work_dir) / "vitabench").mkdir(parents=True, exist_ok=True)
-        categories = []
+        categories, repaired_all, excluded_all = [], {}, {}
         for cat in wanted:
             tasks = json.loads((root / cat / "tasks_en.json").read_text())[:ctx.limit]
-            scores, judged, successes = [], [], []
+            scores, judged, successes, with_repairs, without_repairs = [], [], [], [], []
             with open(log_dir / f"{cat}.jsonl", "w") as log:
                 for task in tasks:
+                    repairs: list[str] = []
+                    env = VitaEnv(task, cat)
+                    if empty := empty_gold_orders(gold_records(task, env, repairs), env):
+                        excluded_all[f"{cat} {task['id']}"] = empty
+                        log.write(json.dumps({"task": task["id"], "excluded": "repaired gold order without "
+                                              f"products: {', '.join(empty)}", "repairs": repairs}) + "\n")
+                        continue
                     trials = [self._trial(task, cat, ctx, self._agent(ctx, idle, task, trial), user_sim, judge)
                               for trial in range(ctx.num_trials)]
                     for i, (score, frac, info) in enumerate(trials):
-                        log.write(json.dumps({"task": task["id"], "trial": i, "score": score, "rubric": frac} | info)
-                                  + "\n")
+                        log.write(json.dumps({"task": task["id"], "trial": i, "score": score, "rubric": frac}
+                                             | info | ({"repairs": repairs} if repairs else {})) + "\n")
                         judged += [frac] if frac is not None else []
                     scores.append(sum(t[0] for t in trials) / len(trials))
                     successes.append((len(trials), sum(t[0] == 1.0 for t in trials)))
+                    if repairs:
+                        repaired_all[f"{cat} {task['id']}"] = repairs
+                        with_repairs.append(scores[-1])
+                        without_repairs.append(sum(t[2]["score_without_repairs"] for t in trials) / len(trials))
             mean, stderr = mean_stderr(scores)
             metrics = {"rubric_judge": sum(f == 1.0 for f in judged) / len(judged),
                        "rubric_fraction": sum(judged) / len(judged)} if judged else {}
+            metrics |= {"repaired_tasks": float(len(with_repairs)),
+                        "excluded_empty_gold": float(len(tasks) - len(scores))}
+            if with_repairs:  # the repaired tasks' order match against their repaired and their original gold
+                metrics |= {"repaired_with_repairs": sum(with_repairs) / len(with_repairs),
+                            "repaired_without_repairs": sum(without_repairs) / len(without_repairs)}
             pass_k = {str(k): pass_hat_k(successes, k) for k in range(1, ctx.num_trials + 1)} \
                 if ctx.num_trials > 1 else {}
             categories.append(CategoryScore(category=cat, score=mean, n=len(scores), stderr=stderr, pass_k=pass_k,
                                             metrics=metrics, label="order-match (non-official)"))
+        (log_dir / "repairs.json").write_text(json.dumps({"repaired": repaired_all, "excluded": excluded_all},
+                                                         indent=1, ensure_ascii=False))
+        notes.insert(0, "score = order-match (non-official)" + (
+            ", VitaBench's rubric judge beside it (metrics rubric_judge, rubric_fraction)" if judge else ""))
+        if repaired_all:
+            notes.append(f"{len(repaired_all)} tasks scored on repaired gold data, each also scored without its "
+                         "repairs (metrics repaired_with_repairs, repaired_without_repairs; repairs.json): "
+                         + ", ".join(repaired_all))
+        if excluded_all:
+            notes.append(f"{len(excluded_all)} tasks excluded: their repaired gold order has no products left, so "
+                         "any order would match it (metric excluded_empty_gold): " + ", ".join(excluded_all))
         checksum = dir_checksum(root)
         return BenchmarkResult(benchmark=self.name, status="scored", reason="; ".join(notes), policy=ctx.policy.name,
                                categories=categories, adapter_version=self.version, data_version=checksum[:12],
@@ -522,5 +585,6 @@ class VitaBench:
                          {n: ("vitabench", n) for n in env.schemas}, list(env.schemas.values()),
                          [system, Message(role="user", content=opening)], ctx.max_turns, user_reply=reply)
         frac = judge_rubrics(judge, task, ep.messages, env) if judge is not None else None
-        return order_match(env, gold_records(task, env)), frac, {"turns": ep.turns, "calls": len(ep.calls),
-                                                                  "stopped_by": ep.stopped_by}
+        return order_match(env, gold_records(task, env)), frac, {
+            "score_without_repairs": order_match(env, raw_gold(task, env)), "turns": ep.turns,
+            "calls": len(ep.calls), "stopped_by": ep.stopped_by}

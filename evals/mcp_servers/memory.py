@@ -1,7 +1,10 @@
 """`memory` server: a knowledge graph in a JSONL file, after `@modelcontextprotocol/server-memory` (npm).
 
-Same tools, schemas, file format and output text. MEMORY_FILE_PATH is a per-run copy of the
-benchmark's seed (`memory/memories-for-mcp.json`, JSON lines), re-read on every call like upstream.
+Same tools, schemas, file format and output text as the version MCP-Atlas pins (2025.8.4). MEMORY_FILE_PATH is
+a per-run copy of the benchmark's seed (`memory/memories-for-mcp.json`, JSON lines), re-read on every call like
+upstream. As upstream, a loaded line is kept whole, so every entity and relation that `read_graph`,
+`search_nodes` and `open_nodes` return carries its `"type": "entity"` / `"relation"` key (first, as saved);
+`search_nodes` and `open_nodes` return the relations whose two endpoints are both among the entities found.
 """
 
 from __future__ import annotations
@@ -37,14 +40,14 @@ class Graph:
                     continue
                 item = json.loads(line)
                 if item.get("type") == "entity":
-                    graph["entities"].append({k: item[k] for k in ("name", "entityType", "observations")})
+                    graph["entities"].append(item)
                 elif item.get("type") == "relation":
-                    graph["relations"].append({k: item[k] for k in ("from", "to", "relationType")})
+                    graph["relations"].append(item)
         return graph
 
     def save(self, graph: dict) -> None:
         lines = [json.dumps({"type": "entity", **e}, ensure_ascii=False, separators=(",", ":"))
-                 for e in graph["entities"]]
+                 for e in graph["entities"]]  # `{type: "entity", ...e}`: the type key first, loaded or new
         lines += [json.dumps({"type": "relation", **r}, ensure_ascii=False, separators=(",", ":"))
                   for r in graph["relations"]]
         fd, tmp = tempfile.mkstemp(dir=os.path.dirname(self.path) or ".", suffix=".tmp")
@@ -121,9 +124,10 @@ class Graph:
 
     def _subgraph(self, g: dict, entities: list) -> str:
         names = {e["name"] for e in entities}
-        # Relations with at least one endpoint in the result, as upstream does now.
+        # Relations with both endpoints in the result, as the pinned upstream version does (later versions
+        # return those with either endpoint).
         return dumps({"entities": entities,
-                      "relations": [r for r in g["relations"] if r["from"] in names or r["to"] in names]})
+                      "relations": [r for r in g["relations"] if r["from"] in names and r["to"] in names]})
 
     def search_nodes(self, a: dict) -> str:
         g, q = self.load(), a["query"].lower()

@@ -1,5 +1,6 @@
 """VitaBench adapter: the oracle solves every task, idle none; wrong orders fail; bad calls answer structured
-errors; the rubric judge is reported beside (never instead of) the deterministic order match."""
+errors; the rubric judge is reported beside (never instead of) the deterministic order match, which is labelled
+non-official; repaired gold is listed and scored both ways; a gold order emptied by a repair excludes its task."""
 
 from __future__ import annotations
 
@@ -17,8 +18,8 @@ from envfactory.agent.loop import STOP, run_episode
 from envfactory.llm import LLMClient, Message, ProviderConfig, ToolCall
 from envfactory.llm.providers.scripted import ScriptedProvider
 from evals.base import EvalContext, PolicySpec, dir_checksum, get_benchmark
-from evals.vitabench import (CATEGORIES, DATA_DIR, TOOLS, VitaEnv, gold_records, judge_rubrics, oracle_policy,
-                             order_match, rubrics)
+from evals.vitabench import (CATEGORIES, DATA_DIR, TOOLS, VitaEnv, empty_gold_orders, gold_records, judge_rubrics,
+                             oracle_policy, order_match, raw_gold, rubrics)
 
 needs_data = pytest.mark.skipif(not DATA_DIR.is_dir(), reason=f"VitaBench data not at {DATA_DIR}")
 
@@ -57,17 +58,82 @@ def play(task: dict, cat: str, policy) -> tuple[VitaEnv, float]:
     return env, order_match(env, gold_records(task, env))
 
 
+REPAIRED = {"delivery": ["30711008", "30711009", "B0714001", "I0716002", "I0721002"], "instore": ["10826019"]}
+EMPTIED = {"delivery": ["80715001"], "instore": []}  # its only new order's products are all absent from its data
+
+
 @needs_data
 def test_oracle_scores_one_and_idle_zero_on_every_task(tmp_path):
     bench = get_benchmark("vitabench")
     oracle, idle = bench.run(ctx(tmp_path)), bench.run(ctx(tmp_path, "idle"))
     for result, want in ((oracle, 1.0), (idle, 0.0)):
-        assert result.status == "scored" and result.benchmark == "vitabench" and result.adapter_version == "1"
-        assert [(c.category, c.n, c.score) for c in result.categories] == [("delivery", 100, want), ("instore", 100, want)]
-        assert all(c.metrics == {} for c in result.categories)  # no judge configured: no rubric metric
+        assert result.status == "scored" and result.benchmark == "vitabench" and result.adapter_version == "2"
+        assert [(c.category, c.n, c.score) for c in result.categories] == [("delivery", 99, want), ("instore", 100, want)]
+        assert all(c.label == "order-match (non-official)" for c in result.categories)
+        assert all("rubric_judge" not in c.metrics for c in result.categories)  # no judge configured
         assert "no judge" in result.reason and "no user simulator" in result.reason
+        assert result.reason.startswith("score = order-match (non-official)")
         assert result.data_checksum == dir_checksum(DATA_DIR) and result.data_version == result.data_checksum[:12]
         assert result.judge_model is None and result.user_sim_model is None
+        for c in result.categories:
+            assert c.metrics["repaired_tasks"] == len(REPAIRED[c.category])
+            assert c.metrics["excluded_empty_gold"] == len(EMPTIED[c.category])
+    # the repaired tasks: the oracle (which follows the repaired gold) passes them, the gold as given fails them
+    assert [(c.metrics["repaired_with_repairs"], c.metrics["repaired_without_repairs"]) for c in oracle.categories] \
+        == [(1.0, 0.0)] * 2
+    # ... and the gold as given even lets doing nothing pass 30711008 (its new order sits under an existing id)
+    assert [(c.metrics["repaired_with_repairs"], c.metrics["repaired_without_repairs"]) for c in idle.categories] \
+        == [(0.0, 1 / 5), (0.0, 0.0)]
+    listed = json.loads((tmp_path / "work/vitabench/repairs.json").read_text())
+    assert sorted(listed["repaired"]) == sorted(f"{c} {t}" for c, ids in REPAIRED.items() for t in ids)
+    assert listed["excluded"] == {"delivery 80715001": ["80715001T02"]}
+    assert all(listed["repaired"].values())  # each with what was repaired
+    assert "6 tasks scored on repaired gold data" in oracle.reason and "delivery I0716002" in oracle.reason
+    assert "1 tasks excluded" in oracle.reason and "delivery 80715001" in oracle.reason
+
+
+@needs_data
+def test_repairs_are_described_and_an_emptied_gold_order_is_found():
+    found = {}
+    for cat in CATEGORIES:
+        for task in tasks(cat):
+            env, repairs = VitaEnv(task, cat), []
+            gold = gold_records(task, env, repairs)
+            if repairs:
+                found[(cat, task["id"])] = (repairs, empty_gold_orders(gold, env))
+            else:  # an unrepaired task's gold is the data's own
+                assert gold == [r | {"lenient": False} if r["kind"] == "order" and r["id"] not in env.initial else r
+                                for r in raw_gold(task, env)], task["id"]
+    assert sorted(found) == sorted((c, t) for c, ids in {**REPAIRED, "delivery": REPAIRED["delivery"] + EMPTIED[
+        "delivery"]}.items() for t in ids)
+    assert [k for k, (_, empty) in found.items() if empty] == [("delivery", "80715001")]
+    assert any("moved from store" in r for r in found[("delivery", "I0721002")][0])
+    assert any("lifted out of order" in r for r in found[("delivery", "B0714001")][0])
+    assert any("absent from the task database dropped" in r for r in found[("delivery", "I0716002")][0])
+    assert any("existing order" in r for r in found[("delivery", "30711008")][0])
+
+
+@needs_data
+def test_an_emptied_gold_order_would_pass_any_order_so_its_task_is_excluded(tmp_path):
+    task = next(t for t in tasks("delivery") if t["id"] == "80715001")
+    env = VitaEnv(task, "delivery")
+    new = [r for r in gold_records(task, env) if r["id"] not in env.initial]
+    (emptied,) = [r for r in new if not r["products"]]
+    assert emptied["id"] == "80715001T02" and emptied["lenient"] and empty_gold_orders(new, env) == [emptied["id"]]
+    for r in new:  # the intact order as the gold has it; at the emptied one's store, an arbitrary basket
+        items = [{"product_id": p["product_id"], "quantity": p["quantity"]} for p in r["products"]] or [
+            {"product_id": str(env.stores[r["store_id"]]["products"][-1]["product_id"]).strip(), "quantity": 7}]
+        assert "created" in env.call("create_delivery_order", {"store_id": r["store_id"], "address": "home",
+                                                               "items": items})
+    assert order_match(env, gold_records(task, env)) == 1.0  # anything matches the emptied order: why it is excluded
+    fixture = tmp_path / "vb"
+    (fixture / "delivery").mkdir(parents=True)
+    (fixture / "delivery/tasks_en.json").write_text(json.dumps([task] + tasks("delivery")[:1]))
+    result = get_benchmark("vitabench").run(ctx(tmp_path, "idle", data_dir=fixture))
+    (cat,) = result.categories
+    assert cat.n == 1 and cat.metrics["excluded_empty_gold"] == 1 and "80715001" in result.reason
+    log = [json.loads(x) for x in (tmp_path / "work/vitabench/delivery.jsonl").read_text().splitlines()]
+    assert log[0]["task"] == "80715001" and "without products" in log[0]["excluded"]
 
 
 def _tamper(task, change, changed: list):
@@ -290,11 +356,13 @@ def test_rubric_judge_is_recorded_beside_the_order_match(tmp_path):
     yes = scripted(tmp_path, "judge-yes", [always("vitabench_judge", YES)])
     # a trivial always-yes judge passes the idle policy: the deterministic metric does not
     idle = bench.run(ctx(tmp_path, "idle", judge=yes, limit=3))
-    assert [(c.score, c.metrics) for c in idle.categories] == [
-        (0.0, {"rubric_judge": 1.0, "rubric_fraction": 1.0})] * 2
-    assert idle.judge_model == "judge-yes" and "no judge" not in idle.reason
+    assert [(c.score, c.metrics["rubric_judge"], c.metrics["rubric_fraction"]) for c in idle.categories] == [
+        (0.0, 1.0, 1.0)] * 2
+    assert all(c.label == "order-match (non-official)" for c in idle.categories)
+    assert idle.judge_model == "judge-yes" and "no judge" not in idle.reason and "rubric judge beside" in idle.reason
     no = bench.run(ctx(tmp_path, judge=scripted(tmp_path, "judge-no", [always("vitabench_judge", NO)]), limit=3))
-    assert [(c.score, c.metrics) for c in no.categories] == [(1.0, {"rubric_judge": 0.0, "rubric_fraction": 0.0})] * 2
+    assert [(c.score, c.metrics["rubric_judge"], c.metrics["rubric_fraction"]) for c in no.categories] == [
+        (1.0, 0.0, 0.0)] * 2
 
 
 @needs_data
