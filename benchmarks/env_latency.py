@@ -48,7 +48,8 @@ def make_package(tmp: Path) -> EnvPackage:
         guests[g["guest_id"]] = g
     for i in range(150):
         rid = f"RSV-{i + 1:05d}"
-        reservations[rid] = {"reservation_id": rid, "guest_id": f"G-{i % 200 + 1:04d}", "hotel_id": f"HTL-{i % 300 + 1:03d}",
+        reservations[rid] = {"reservation_id": rid, "guest_id": f"G-{i % 200 + 1:04d}",
+                             "hotel_id": f"HTL-{i % 300 + 1:03d}",
                              "room_type": "single", "check_in": "2026-06-01", "nights": 2, "total_price": 200.0,
                              "status": "confirmed", "refund": 0.0}
     scenario = {"today": base["today"], "hotels": hotels, "guests": guests, "reservations": reservations,

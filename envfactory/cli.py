@@ -374,7 +374,8 @@ def cmd_bench(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="envfactory", description="EnvFactory: executable environments for tool-use agents")
+    ap = argparse.ArgumentParser(prog="envfactory",
+                                 description="EnvFactory: executable environments for tool-use agents")
     sub = ap.add_subparsers(dest="cmd", required=True)
 
     envs = sub.add_parser("envs", help="environments: list, verify, serve, import, manifest").add_subparsers(

@@ -240,7 +240,8 @@ def render_html(s: SweepSummary, plots: dict[str, bytes]) -> str:
     paper_rows = "".join(
         f"<tr><td>{e(k)}</td><td>{_fmt(best(k).mean[k]) if best(k) else '—'}"
         f"{_label(best(k).labels.get(k)) if best(k) else ''}</td>"
-        f"<td>{_fmt(s.paper[k].base) if k in s.paper else '—'}</td><td>{_fmt(s.paper[k].trained) if k in s.paper else '—'}"
+        f"<td>{_fmt(s.paper[k].base) if k in s.paper else '—'}</td>"
+        f"<td>{_fmt(s.paper[k].trained) if k in s.paper else '—'}"
         f"</td><td>{e(s.paper[k].source) if k in s.paper else ''}</td></tr>"
         for k in s.metrics + sorted(set(s.paper) - set(s.metrics)))
     paper_note = ("" if s.paper else "<p class='note'>No paper numbers for this model in config/paper_results.yaml "
@@ -273,7 +274,7 @@ values are mean ± standard error over seeds.</p>
 <table id="points"><tr><th>variant</th><th>seed</th><th>training envs</th><th>folder</th>
 {''.join(f'<th>{e(k)}</th>' for k in s.metrics)}</tr>{points}</table>
 </body></html>
-"""
+"""  # noqa: E501 - the page's HTML, byte for byte: not wrapped
 
 
 def write_report(spec: SweepSpec, point_dirs: list[Path], out_html: Path, plots_dir: Path) -> SweepSummary:

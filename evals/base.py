@@ -28,7 +28,8 @@ class PolicySpec(BaseModel):
     kind: Literal["model", "oracle", "idle"] = "model"
     name: str = Field(description="label in results, e.g. smollm2-135m-sft")
     provider: ProviderConfig | None = Field(None, description="required for kind=model")
-    temperature: float = Field(0.7, ge=0, description="sampling temperature of every trial (evaluation.trial_temperature)")
+    temperature: float = Field(0.7, ge=0, description="sampling temperature of every trial "
+                                                      "(evaluation.trial_temperature)")
     max_tokens: int = 512
 
 

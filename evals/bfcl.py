@@ -21,12 +21,11 @@ import contextlib
 import time
 
 from evals.base import (
-    pick_categories,
     BenchmarkResult,
     CategoryScore,
     EvalContext,
     mean_stderr,
-   
+    pick_categories,
     unavailable,
 )
 from evals.isolated import IsolatedEnvError, ensure_venv, run_runner
@@ -109,7 +108,8 @@ class BFCL:
                 caveats.append(f"{cat}: {c['inference_errors']}/{len(outcomes)} entries failed at inference")
             unscorable = len(c.get("unscorable_ids", []))
             if unscorable:
-                caveats.append(f"{cat}: {unscorable} entries unscorable by any policy ({', '.join(c['unscorable_ids'])})")
+                caveats.append(f"{cat}: {unscorable} entries unscorable by any policy "
+                               f"({', '.join(c['unscorable_ids'])})")
             scores.append(CategoryScore(
                 category=cat, score=score, n=len(outcomes), stderr=stderr,
                 metrics={"correct": float(c["correct_count"]), "inference_errors": float(c.get("inference_errors", 0)),

@@ -43,8 +43,19 @@ from typing import Any
 from envfactory.agent.loop import run_episode
 from envfactory.llm import ChatRequest, LLMClient, Message, ToolCall
 
-from .base import (BenchmarkResult, CategoryScore, EvalContext, dir_checksum, file_sha256, idle_policy, mean_stderr,
-                   model_policy, pass_hat_k, trial_seed, unavailable)
+from .base import (
+    BenchmarkResult,
+    CategoryScore,
+    EvalContext,
+    dir_checksum,
+    file_sha256,
+    idle_policy,
+    mean_stderr,
+    model_policy,
+    pass_hat_k,
+    trial_seed,
+    unavailable,
+)
 from .mcp_servers import LOCAL_SERVERS, VIRTUAL_ROOT
 
 NAME = "mcp_atlas"
@@ -629,7 +640,7 @@ INSTRUCTIONS:
 4. Provide specific justification referencing what was/wasn't covered
    - When numbers differ slightly, note if they're within acceptable range
 5. Provide a confidence level (0.0-1.0) for your assessment
-Be rigorous but fair in your assessment. Focus on whether the response conveys the same information as the claim, not on exact numerical precision unless precision is critical to the claim's meaning."""
+Be rigorous but fair in your assessment. Focus on whether the response conveys the same information as the claim, not on exact numerical precision unless precision is critical to the claim's meaning."""  # noqa: E501 - the benchmark's prompt, verbatim
 CLAIM_SCHEMA = {
     "type": "object",
     "properties": {"claim_text": {"type": "string"},

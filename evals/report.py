@@ -109,7 +109,8 @@ def build_results(cfg: ExperimentConfig, bench_files: list[Path], heldout_files:
         model=cfg.train.model, final_stage=stages[-1] if stages else "base", benchmarks=benchmarks,
         heldout=heldout, training=training, paper=paper_numbers(cfg.train.model),
         provenance=Provenance(
-            experiment=cfg.experiment, config_hash=cfg.config_hash(), git_sha=git_sha(Path(__file__).resolve().parents[1]),
+            experiment=cfg.experiment, config_hash=cfg.config_hash(),
+            git_sha=git_sha(Path(__file__).resolve().parents[1]),
             created_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             mlflow_parent_run_id=os.environ.get(PARENT_ENV), package_versions=package_versions(),
             data_checksums={str(p): file_sha256(p) for p in data_files}, llm_cache_keys=_count_cache(cfg),

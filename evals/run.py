@@ -24,8 +24,8 @@ def context_for(cfg: ExperimentConfig, bench: str, policy: PolicySpec, work_dir:
     ev = cfg.evaluation
     return EvalContext(policy=policy, judge=ev.judge, user_simulator=ev.user_simulator, limit=ev.limit,
                        categories=ev.categories.get(bench, []), num_trials=ev.num_trials, max_turns=ev.max_turns,
-                       seed=cfg.seed, work_dir=work_dir.resolve(), cache_dir=Path(ev.cache_dir) if ev.cache_dir else None,
-                       strict=ev.strict)
+                       seed=cfg.seed, work_dir=work_dir.resolve(),
+                       cache_dir=Path(ev.cache_dir) if ev.cache_dir else None, strict=ev.strict)
 
 
 def run_benchmark(bench: str, ctx: EvalContext, out: Path) -> BenchmarkResult:

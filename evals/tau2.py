@@ -26,12 +26,11 @@ from envfactory.llm.registry import ProviderConfig
 
 from .base import (
     BenchmarkResult,
-    pick_categories,
     CategoryScore,
     EvalContext,
     mean_stderr,
     pass_hat_k,
-   
+    pick_categories,
     unavailable,
 )
 from .isolated import IsolatedEnvError, ensure_venv, run_runner

@@ -32,8 +32,18 @@ from jsonschema.exceptions import best_match
 from envfactory.agent.loop import run_episode
 from envfactory.llm import ChatRequest, LLMClient, Message, ToolCall
 
-from .base import (BenchmarkResult, CategoryScore, EvalContext, dir_checksum, idle_policy, mean_stderr,
-                   model_policy, pass_hat_k, trial_seed, unavailable)
+from .base import (
+    BenchmarkResult,
+    CategoryScore,
+    EvalContext,
+    dir_checksum,
+    idle_policy,
+    mean_stderr,
+    model_policy,
+    pass_hat_k,
+    trial_seed,
+    unavailable,
+)
 
 CATEGORIES = ("delivery", "instore")
 DATA_DIR = Path(__file__).resolve().parent / "data" / "vitabench"  # vendored tasks (MIT, see its LICENSE)

@@ -61,8 +61,8 @@ def replaying(calls, mutate=None):
 def test_teacher_that_matches_gold_is_kept(chain):
     query = make_query(chain, SPECS, 1, random.Random(0), None, True)
     with SandboxedEnv(PKG) as env:
-        rec, kept = teacher_trajectory(chain, query, SPECS, {"hotel_reservations": env}, scripted(replaying(chain.calls)),
-                                       "train", max_turns=10)
+        rec, kept = teacher_trajectory(chain, query, SPECS, {"hotel_reservations": env},
+                                       scripted(replaying(chain.calls)), "train", max_turns=10)
     assert kept and rec.matched and rec.source == "teacher"
     assert rec.final_state_hash == chain.final_state_hash
     assert [m["role"] for m in rec.messages][:2] == ["system", "user"]

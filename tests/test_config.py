@@ -45,7 +45,8 @@ def test_snakemake_rejects_an_invalid_config(tmp_path):
 
 def test_importing_the_config_is_light():
     """Every DAG build imports the config: settings live in light modules, nothing heavy comes with them."""
-    code = "import sys, envfactory.config; print(sorted(m for m in sys.modules if m.startswith(('envfactory', 'evals'))))"
+    code = ("import sys, envfactory.config; "
+            "print(sorted(m for m in sys.modules if m.startswith(('envfactory', 'evals'))))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True).stdout
     loaded = eval(out)  # noqa: S307 - a list literal printed by our own subprocess
     assert len(loaded) <= 10, loaded

@@ -6,7 +6,6 @@ import json
 import random
 from collections import Counter
 
-import pyarrow.parquet as pq
 import pytest
 
 from envfactory.config import ExperimentConfig
@@ -27,7 +26,8 @@ def pipeline(tmp_path_factory):
     build_manifest(cfg, manifest, log=lambda _: None)
     d = root / "data"
     graph = sampling.run_graph_stage(cfg, manifest, root / "graph" / "graph.json")
-    sample = sampling.run_sample_stage(cfg, manifest, root / "graph" / "graph.json", d / "chains.parquet", log=lambda _: None)
+    sample = sampling.run_sample_stage(cfg, manifest, root / "graph" / "graph.json", d / "chains.parquet",
+                                       log=lambda _: None)
     queries = stages.run_queries_stage(cfg, manifest, d / "chains.parquet", d / "queries.parquet", log=lambda _: None)
     rollouts = stages.run_rollouts_stage(cfg, manifest, d / "chains.parquet", d / "queries.parquet",
                                          d / "trajectories.parquet", log=lambda _: None)

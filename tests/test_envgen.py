@@ -59,7 +59,8 @@ def test_first_try_pass_is_admitted_into_the_manifest(tmp_path):
     assert (tmp_path / "out" / "envs" / "library_loans" / "env.py").is_file()
     manifest = build_manifest(config(tmp_path), tmp_path / "results" / "envs" / "manifest.json",
                               tmp_path / "out", log=lambda _: None)
-    assert {e.name: e.source for e in manifest.envs} == {"hotel_reservations": "catalog", "library_loans": "synthesized"}
+    assert {e.name: e.source for e in manifest.envs} == {"hotel_reservations": "catalog",
+                                                          "library_loans": "synthesized"}
     assert manifest.synthesis["status"] == "ran" and manifest.synthesis["verified"] == 1
 
 
@@ -111,7 +112,8 @@ ESCAPE = Path("/tmp") / f"envgen-escape-{uuid.uuid4().hex}"
 ])
 def test_hostile_code_is_rejected_and_contained(tmp_path, payload, expected):
     hostile = lib.code().replace('        q = query.lower()\n',
-                                 "".join(f"        {line}\n" for line in payload.splitlines()) + "        q = query.lower()\n")
+                                 "".join(f"        {line}\n" for line in payload.splitlines())
+                                 + "        q = query.lower()\n")
     report, _ = run(tmp_path, with_implementation(hostile), max_revise_rounds=0)
     env = report.envs["library_loans"]
     assert env["status"] == "rejected"

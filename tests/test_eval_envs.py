@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pyarrow.parquet as pq
-import pytest
 
 from envfactory.llm import Message, ToolCall
 from envfactory.train.eval_envs import evaluate, task_rows
@@ -20,7 +19,8 @@ def oracle_for(rows):
         done = sum(1 for m in messages if m.role == "tool")
         if done < len(calls):
             c = calls[done]
-            return Message(role="assistant", tool_calls=[ToolCall(id=f"o{done}", name=c["name"], arguments=c["arguments"])])
+            return Message(role="assistant",
+                           tool_calls=[ToolCall(id=f"o{done}", name=c["name"], arguments=c["arguments"])])
         return Message(role="assistant", content="Done.")
 
     return act

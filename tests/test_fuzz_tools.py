@@ -17,7 +17,8 @@ PACKAGES = [EnvPackage(p) for p in catalog_packages()]
 KINDS = {k.value for k in ErrorKind}
 
 json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
-                           lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+                           lambda inner: (st.lists(inner, max_size=3)
+                                          | st.dictionaries(st.text(max_size=6), inner, max_size=3)),
                            max_leaves=6)
 
 
@@ -48,10 +49,10 @@ def test_fuzz_tools(package):
                   suppress_health_check=list(HealthCheck))
         @given(args=from_schema(tool.input_schema) | st.dictionaries(st.text(max_size=10), json_values, max_size=4)
                | json_values)
-        def fuzz(args):
+        def fuzz(tool, args):
             outcome = _check(runtime, state_validator, tool.name, args, scenario)
             seen[outcome] = seen.get(outcome, 0) + 1
 
-        fuzz()
+        fuzz(tool=tool)
     # Tools refuse bad input with ToolFailure; an unexpected exception is a bug in the environment.
     assert seen.get("exception", 0) == 0, seen

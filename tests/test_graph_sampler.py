@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import networkx as nx
 import pytest
 
@@ -60,7 +59,8 @@ def test_unfillable_params_are_reported():
     spec.tools[0].input_schema["properties"]["loyalty_tier_code"] = {"type": "string"}
     spec.tools[0].input_schema["required"].append("loyalty_tier_code")
     g = build_graph([spec])
-    values = {("hotel_reservations", "x"): ValueSource(value_pools(PACKAGES["hotel_reservations"].scenario("spring_iberia")))}
+    values = {("hotel_reservations", "x"):
+              ValueSource(value_pools(PACKAGES["hotel_reservations"].scenario("spring_iberia")))}
     report = unfillable_params(g, values)
     assert {"tool": "hotel_reservations.search_hotels", "param": "loyalty_tier_code", "type": "string"} in report
 

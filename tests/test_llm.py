@@ -16,7 +16,8 @@ from envfactory.llm.providers.anthropic_provider import to_anthropic
 from envfactory.llm.providers.scripted import ScriptedProvider
 
 TOOLS = [{"type": "function", "function": {"name": "get_order", "description": "Get an order",
-                                           "parameters": {"type": "object", "properties": {"order_id": {"type": "string"}},
+                                           "parameters": {"type": "object",
+                                                          "properties": {"order_id": {"type": "string"}},
                                                           "required": ["order_id"]}}}]
 
 
@@ -36,7 +37,8 @@ def test_cache_key_ignores_metadata_but_not_content():
 @pytest.mark.parametrize("mode,calls_to_provider", [("use", 1), ("refresh", 2), ("off", 2)])
 def test_cache_modes(tmp_path, mode, calls_to_provider):
     cfg = ProviderConfig(name="scripted", model="m", price_per_mtok=(1.0, 2.0))
-    provider = ScriptedProvider(cfg, lambda r: {"content": "hello", "usage": {"prompt_tokens": 10, "completion_tokens": 5},
+    provider = ScriptedProvider(cfg, lambda r: {"content": "hello",
+                                                "usage": {"prompt_tokens": 10, "completion_tokens": 5},
                                                 "cost_usd": 0.5})
     client = LLMClient(cfg, tmp_path, mode, provider=provider)
     first = client.chat(request())

@@ -11,7 +11,8 @@ from envfactory.llm import ChatRequest, LLMClient, Message, ProviderConfig
 pytestmark = pytest.mark.slow
 
 TOOLS = [{"type": "function", "function": {"name": "get_order", "description": "Get an order by id",
-                                           "parameters": {"type": "object", "properties": {"order_id": {"type": "string"}},
+                                           "parameters": {"type": "object",
+                                                          "properties": {"order_id": {"type": "string"}},
                                                           "required": ["order_id"]}}}]
 
 

@@ -98,7 +98,8 @@ def _check(name: str, expected, answer: dict) -> None:
 
 
 def _check_malformed(name: str, answer: dict) -> None:
-    assert answer.get("id") is None and answer["error"]["code"] in (MCP_PARSE, MCP_INVALID_REQUEST, MCP_INVALID_PARAMS), \
+    assert (answer.get("id") is None
+            and answer["error"]["code"] in (MCP_PARSE, MCP_INVALID_REQUEST, MCP_INVALID_PARAMS)), \
         (name, str(answer)[:500])
 
 

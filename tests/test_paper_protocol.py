@@ -34,7 +34,8 @@ def _resolve(workdir: Path, *targets: str, configfiles: tuple[Path, ...] = ()) -
 def written(tmp_path_factory) -> dict[str, ExperimentConfig]:
     """config.json of the default, of every card's paper experiment, and of a card the config does not tune."""
     work = tmp_path_factory.mktemp("dag")
-    exps = {"smollm2-135m": "default", **{m: "paper_" + m.replace("-", "_") for m in card_names() if m != "smollm2-135m"}}
+    exps = {"smollm2-135m": "default",
+            **{m: "paper_" + m.replace("-", "_") for m in card_names() if m != "smollm2-135m"}}
     _resolve(work, *(f"results/{e}/config.json" for e in exps.values()))
     plain = work / "plain4b.yaml"
     plain.write_text(yaml.safe_dump({"experiment": "plain4b", "train": {"model": "qwen3-4b"}}))

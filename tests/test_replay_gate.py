@@ -166,7 +166,8 @@ def _nondeterministic_package(root: Path) -> Path:
              "required": ["queue_id", "name"]}
     spec = {"name": "ticket_lottery", "domain": "test", "description": "Ticket queues.", "class_name": "TicketLottery",
             "tools": [
-                {"name": "list_queues", "description": "All queues.", "output_schema": {"type": "array", "items": queue},
+                {"name": "list_queues", "description": "All queues.",
+                 "output_schema": {"type": "array", "items": queue},
                  "input_schema": {"type": "object", "properties": {}, "required": [], "additionalProperties": False}},
                 {"name": "draw_ticket", "description": "Draw a ticket in a queue.",
                  "input_schema": {"type": "object", "properties": {"queue_id": {"type": "string"}},

@@ -32,7 +32,8 @@ def test_spec_from_typed_methods(hotel_dir):
 
 @pytest.mark.parametrize("args,kind", [
     ({"hotel_id": "HTL-001"}, "invalid_arguments"),                                    # missing
-    ({"hotel_id": "HTL-001", "room_type": "single", "check_in": "2026-04-01", "nights": 1, "x": 1}, "invalid_arguments"),
+    ({"hotel_id": "HTL-001", "room_type": "single", "check_in": "2026-04-01", "nights": 1, "x": 1},
+     "invalid_arguments"),
     ({"hotel_id": "HTL-001", "room_type": "single", "check_in": "2026-04-01", "nights": "1"}, "invalid_arguments"),
     ({"hotel_id": "HTL-001", "room_type": "loft", "check_in": "2026-04-01", "nights": 1}, "invalid_arguments"),
     ({"hotel_id": "HTL-404", "room_type": "single", "check_in": "2026-04-01", "nights": 1}, "domain_error"),

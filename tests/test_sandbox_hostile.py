@@ -209,7 +209,8 @@ def test_hostile_import_time_code_is_contained(tmp_path):
 
 def test_worker_gets_no_secrets(tmp_path, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-secret")
-    pkg = make_package(tmp_path / "env_probe", "import os\nif 'OPENAI_API_KEY' in os.environ:\n    raise RuntimeError('leak')")
+    pkg = make_package(tmp_path / "env_probe",
+                       "import os\nif 'OPENAI_API_KEY' in os.environ:\n    raise RuntimeError('leak')")
     with SandboxedEnv(pkg) as env:
         env.reset("default")
         assert env.call("run", {}) == {"ok": {"done": True}}

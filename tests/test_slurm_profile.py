@@ -30,7 +30,8 @@ def _resources(block: str) -> dict[str, str]:
 def test_paper_scale_dry_run_on_slurm(tmp_path):
     """The headline command as written: no --configfile; the card names the paper experiment."""
     pytest.importorskip("snakemake_executor_plugin_slurm")
-    proc = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--profile", "profiles/slurm", "results/qwen3-8b.json"],
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--profile", "profiles/slurm",
+                           "results/qwen3-8b.json"],
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-3000:]

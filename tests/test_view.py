@@ -29,7 +29,8 @@ def _records() -> list[TrajectoryRecord]:
         messages=[
             {"role": "system", "content": "You are a helpful agent."},
             {"role": "user", "content": "Book room 12 for Ada."},
-            {"role": "assistant", "content": "", "tool_calls": [_call("a1", "book_room", {"room": 12, "guest": "Ada"})]},
+            {"role": "assistant", "content": "",
+             "tool_calls": [_call("a1", "book_room", {"room": 12, "guest": "Ada"})]},
             {"role": "tool", "tool_call_id": "a1", "content": json.dumps({"ok": {"booking": "B1", "note": PAYLOAD}})},
             {"role": "assistant", "content": "Booked room 12 (booking B1)."},
         ],
@@ -43,7 +44,8 @@ def _records() -> list[TrajectoryRecord]:
         split="heldout", ambiguity=2, matched=False,
         messages=[
             {"role": "user", "content": "Cancel booking B9."},
-            {"role": "assistant", "content": "Cancelling.", "tool_calls": [_call("e1", "cancel_booking", {"id": "B9"})]},
+            {"role": "assistant", "content": "Cancelling.",
+             "tool_calls": [_call("e1", "cancel_booking", {"id": "B9"})]},
             {"role": "tool", "tool_call_id": "e1",
              "content": json.dumps({"error": {"kind": "not_found", "message": "no booking B9 <b>here</b>"}})},
             {"role": "assistant", "content": "There is no booking B9."},

@@ -79,7 +79,8 @@ def build_app(client: LLMClient, served_name: str) -> Starlette:
         return JSONResponse(response_to_openai(resp, body.get("model") or served_name))
 
     async def models(request: Request):
-        return JSONResponse({"object": "list", "data": [{"id": served_name, "object": "model", "owned_by": "envfactory"}]})
+        return JSONResponse({"object": "list",
+                             "data": [{"id": served_name, "object": "model", "owned_by": "envfactory"}]})
 
     return Starlette(routes=[Route("/v1/chat/completions", completions, methods=["POST"]),
                              Route("/v1/models", models, methods=["GET"])])

@@ -23,9 +23,8 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
-
 import jsonschema
+from pydantic import BaseModel, ConfigDict, Field
 
 from .spec import EnvSpec
 

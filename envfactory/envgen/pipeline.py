@@ -26,8 +26,17 @@ from ..env.verify import verify_package
 from ..io import atomic_write_json, atomic_write_text
 from ..llm import ChatRequest, LLMClient, Message
 from . import prompts
-from .models import (EnvCheckpoint, Implementation, ProposalList, Revision, RoundRecord, ScenarioProposal,
-                     SpecDraft, SynthesisReport, TestsDraft)
+from .models import (
+    EnvCheckpoint,
+    Implementation,
+    ProposalList,
+    Revision,
+    RoundRecord,
+    ScenarioProposal,
+    SpecDraft,
+    SynthesisReport,
+    TestsDraft,
+)
 from .static_check import check_code
 
 T = TypeVar("T", bound=BaseModel)
@@ -97,7 +106,8 @@ def write_package(ckpt: EnvCheckpoint, dest: Path) -> EnvPackage:
     atomic_write_text(dest / "env.py", ckpt.implementation.code)
     for sid, state in ckpt.implementation.scenarios.items():
         atomic_write_json(dest / "scenarios" / f"{sid}.json", state)
-    atomic_write_json(dest / "tests.json", CaseSet(cases=ckpt.tests.cases).model_dump(mode="json", exclude_defaults=True))
+    atomic_write_json(dest / "tests.json",
+                      CaseSet(cases=ckpt.tests.cases).model_dump(mode="json", exclude_defaults=True))
     return EnvPackage(dest)
 
 
@@ -168,7 +178,8 @@ def synthesize_env(client: LLMClient, proposal: ScenarioProposal, work: Path, li
             return ckpt
         log(f"[envgen] {proposal.name}: round {round_no}: {len(problems)} problem(s): {problems[0][:160]}")
         if round_no >= max_rounds:
-            ckpt.status, ckpt.reasons = "rejected", [f"still failing after {max_rounds} revision rounds"] + problems[:10]
+            ckpt.status, ckpt.reasons = ("rejected",
+                                         [f"still failing after {max_rounds} revision rounds"] + problems[:10])
             save()
             return ckpt
         try:

@@ -40,7 +40,8 @@ def _message(m: dict) -> dict:
         args = c["function"]["arguments"]
         calls.append({"id": c.get("id", ""), "type": "function",
                       "function": {"name": c["function"]["name"],
-                                   "arguments": args if isinstance(args, str) else json.dumps(args, ensure_ascii=False)}})
+                                   "arguments": (args if isinstance(args, str)
+                                                 else json.dumps(args, ensure_ascii=False))}})
     return {"role": m["role"], "content": m.get("content") or "", "tool_calls": calls,
             "tool_call_id": m.get("tool_call_id")}
 

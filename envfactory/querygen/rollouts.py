@@ -153,7 +153,8 @@ def _final_message(chain: ExecutedChain, specs: dict[str, EnvSpec] | None = None
     return body
 
 
-def gold_trajectory(chain: ExecutedChain, query: QueryRecord, specs: dict[str, EnvSpec], split: str) -> TrajectoryRecord:
+def gold_trajectory(chain: ExecutedChain, query: QueryRecord, specs: dict[str, EnvSpec],
+                    split: str) -> TrajectoryRecord:
     tools, routes = offered_tools(specs, chain.envs)
     back = {v: k for k, v in routes.items()}
     messages = [{"role": "system", "content": system_prompt(specs, chain.envs)},
@@ -162,8 +163,10 @@ def gold_trajectory(chain: ExecutedChain, query: QueryRecord, specs: dict[str, E
         cid = f"call_{i}"
         messages.append({"role": "assistant", "content": "", "tool_calls": [{
             "id": cid, "type": "function",
-            "function": {"name": back[(call.env, call.tool)], "arguments": json.dumps(call.arguments, ensure_ascii=False)}}]})
-        messages.append({"role": "tool", "tool_call_id": cid, "content": json.dumps({"ok": call.output}, ensure_ascii=False)})
+            "function": {"name": back[(call.env, call.tool)],
+                         "arguments": json.dumps(call.arguments, ensure_ascii=False)}}]})
+        messages.append({"role": "tool", "tool_call_id": cid,
+                         "content": json.dumps({"ok": call.output}, ensure_ascii=False)})
     messages.append({"role": "assistant", "content": _final_message(chain, specs)})
     return TrajectoryRecord(traj_id=f"{chain.chain_id}-gold", chain_id=chain.chain_id, source="gold", envs=chain.envs,
                             scenarios=chain.scenarios, split=split, ambiguity=query.ambiguity, messages=messages,

@@ -10,12 +10,11 @@ import json
 
 from pydantic import BaseModel, Field
 
-from ..stats import mean_stderr
-
 from ..agent.loop import Policy, run_episode
 from ..env.package import EnvPackage
 from ..env.sandbox import SandboxedEnv
 from ..llm import Message
+from ..stats import mean_stderr
 from .rewards import RewardConfig, composite_reward, row_outcome
 from .rl import row_tools, task_rows  # noqa: F401 - task_rows: the rows evaluate() takes
 

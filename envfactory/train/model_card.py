@@ -17,7 +17,8 @@ DEEPSPEED_DIR = Path(__file__).resolve().parent / "deepspeed"
 class ModelCard(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str
-    source: Literal["hub", "local-gguf"] = Field(description="hub: loaded by id; local-gguf: converted from a PyPI wheel")
+    source: Literal["hub", "local-gguf"] = Field(
+        description="hub: loaded by id; local-gguf: converted from a PyPI wheel")
     hub_id: str | None = None
     chat_template: str = Field("qwen3_tools", description="template in envfactory/agent/templates/")
     params_b: float

@@ -13,16 +13,15 @@ import os
 from collections import defaultdict
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from .. import faults
 from ..env.package import EnvPackage
 from ..querygen.rollouts import offered_tools
 from .rewards import REWARD_TERMS, RewardConfig, composite_reward
-from .settings import RLSettings
 from .rl_env import SessionPool, environment_class
 from .rows import TrainView, row_rng, select_tools
-from .sft import deepspeed_file
+from .settings import RLSettings
+from .sft import _checkpoint_step, _latest_checkpoint, deepspeed_file
+
 
 def rl_arguments(settings: RLSettings, out_dir: Path, gpu: bool, bf16: bool, world_size: int = 1) -> dict:
     """GRPOConfig keyword arguments: the paper's batch shape (generation batch, mini-batch, micro-batch) in
@@ -87,8 +86,8 @@ def make_reward_fn(cfg: RewardConfig):
     return envfactory_reward
 
 
-def run_rl(settings: RLSettings, model_path: str, view: TrainView, rl_path: Path, packages: dict[str, EnvPackage], out_dir: Path,
-           sandbox=None, log=print) -> dict:
+def run_rl(settings: RLSettings, model_path: str, view: TrainView, rl_path: Path, packages: dict[str, EnvPackage],
+           out_dir: Path, sandbox=None, log=print) -> dict:
     import datasets
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -136,9 +135,19 @@ def run_rl(settings: RLSettings, model_path: str, view: TrainView, rl_path: Path
         raise RuntimeError("this TRL version no longer exposes per-environment tool schemas; pin trl==1.16.0")
     trainer._env_tools = {name: schemas[name] for name in schemas}
     try:
-        ckpts = out_dir / "checkpoints"
-        resume = ckpts.is_dir() and any(ckpts.glob("checkpoint-*"))
-        result = trainer.train(resume_from_checkpoint=resume or None)
+        latest = _latest_checkpoint(out_dir / "checkpoints")
+        if latest is not None and settings.max_steps and _checkpoint_step(latest) >= settings.max_steps:
+            # Killed after its last step but before metrics.json: resuming would train past max_steps
+            # (transformers restarts the loop; tests/test_faults.py saw steps=2 of 1), so take the final
+            # checkpoint as it is, as sft.py does.
+            from transformers.trainer_callback import TrainerState
+
+            trainer._load_from_checkpoint(str(latest))
+            trainer.state = TrainerState.load_from_json(str(latest / "trainer_state.json"))
+            result = None
+            log(f"[rl] {latest.name} already reached max_steps={settings.max_steps}: not training again")
+        else:
+            result = trainer.train(resume_from_checkpoint=str(latest) if latest else None)
     finally:
         pool.close()
     faults.point("rl:checkpointed")  # crash tests: a checkpoint on disk, no final model or metrics.json
@@ -147,7 +156,8 @@ def run_rl(settings: RLSettings, model_path: str, view: TrainView, rl_path: Path
     tokenizer.save_pretrained(str(final))
     history = [h for h in trainer.state.log_history if "reward" in h]
     metrics = {"steps": trainer.state.global_step, "train_rows": len(rows),
-               "train_runtime_s": result.metrics.get("train_runtime"), "sandbox_workers": pool.created,
+               "train_runtime_s": result.metrics.get("train_runtime") if result else None,
+               "sandbox_workers": pool.created,
                "history": history}
     log(f"[rl] steps={metrics['steps']} runtime={metrics['train_runtime_s']}")
     return metrics

@@ -50,7 +50,8 @@ def clean_messages(messages: list[dict], tokenizer=None, view: TrainView | None 
         d = {"role": m["role"], "content": content}
         if m.get("tool_calls"):
             d["tool_calls"] = [{"type": "function",
-                                "function": {"name": c["function"]["name"], "arguments": _as_object(c["function"]["arguments"])}}
+                                "function": {"name": c["function"]["name"],
+                                             "arguments": _as_object(c["function"]["arguments"])}}
                                for c in m["tool_calls"]]
         out.append(d)
     return out

@@ -10,6 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+
 class TrainView(BaseModel):
     """What SFT, RL and held-out evaluation all show the model."""
     model_config = ConfigDict(extra="forbid")
@@ -89,18 +90,21 @@ class SFTSettings(BaseModel):
     max_length: int = 1536
     max_steps: int | None = Field(30, ge=1, description="optimizer steps; null = num_train_epochs over the data")
     num_train_epochs: float = Field(1.0, gt=0, description="used when max_steps is null (the paper: 1 epoch)")
-    learning_rate: float = Field(1e-4, description="full fine-tuning of the tiny default; model cards set larger models' rates")
+    learning_rate: float = Field(1e-4, description="full fine-tuning of the tiny default; model cards set larger "
+                                                   "models' rates")
     lr_scheduler_type: str = Field("linear", description="transformers scheduler name (the paper: cosine)")
     per_device_train_batch_size: int = 1
     gradient_accumulation_steps: int = 4
-    warmup_steps: float = Field(2, ge=0, description="warm-up steps, or a fraction of all steps when < 1 (the paper: 0.1)")
+    warmup_steps: float = Field(2, ge=0, description="warm-up steps, or a fraction of all steps when < 1 "
+                                                     "(the paper: 0.1)")
     max_examples: int | None = None
     loss_on: Literal["assistant", "last_assistant"] = Field(
         "assistant", description="train on every assistant turn, or only the last one of each record (the paper's "
                                  "LLaMA-Factory `mask_history`)")
     lora: bool = False
     lora_r: int = 16
-    deepspeed: str | None = Field(None, description="DeepSpeed config for GPU runs: zero2 | zero3 (bundled) or a JSON path")
+    deepspeed: str | None = Field(None, description="DeepSpeed config for GPU runs: zero2 | zero3 (bundled) or a "
+                                                    "JSON path")
     seed: int = 0
     logging_steps: int = 5
     save_steps: int | None = Field(None, description="checkpoint interval for resuming (None = half-way; "
@@ -129,5 +133,6 @@ class RLSettings(BaseModel):
     reward: RewardConfig = Field(default_factory=RewardConfig)
     lora: bool = False
     lora_r: int = 16
-    deepspeed: str | None = Field(None, description="DeepSpeed config for GPU runs: zero2 | zero3 (bundled) or a JSON path")
+    deepspeed: str | None = Field(None, description="DeepSpeed config for GPU runs: zero2 | zero3 (bundled) or a "
+                                                    "JSON path")
     seed: int = 0

@@ -11,9 +11,7 @@ from __future__ import annotations
 import json
 import random
 from pathlib import Path
-from typing import Any, Literal
-
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Any
 
 from .. import faults
 from .rows import TrainView, called_tools, clean_messages, row_rng, select_tools

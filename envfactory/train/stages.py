@@ -76,8 +76,8 @@ def run_rl_stage(cfg: ExperimentConfig, manifest: Path, rl_data: Path, init_mode
 
 def run_eval_envs_stage(cfg: ExperimentConfig, manifest: Path, rl_data: Path, model: str, stage: str,
                         out: Path) -> dict:
-    from ..llm import LLMClient, ProviderConfig
     from ..agent.loop import llm_policy
+    from ..llm import LLMClient, ProviderConfig
     from .eval_envs import evaluate
     from .rl import task_rows
 

@@ -2,7 +2,8 @@
 
 The published servers behind these tools are npm packages (filesystem, memory, code runners) or
 PyPI packages written for the v1 `mcp` API (`mcp-server-calculator` 0.2.1 requires `mcp<2`;
-`cli-mcp-server` 0.2.5 imports v1-only modules), which cannot run beside this project's `mcp==2.3.0`. So each is re-implemented here after its upstream, keeping the tool names,
+`cli-mcp-server` 0.2.5 imports v1-only modules), which cannot run beside this project's `mcp==2.3.0`.
+So each is re-implemented here after its upstream, keeping the tool names,
 input schemas and output text formats that MCP-Atlas trajectories were recorded against. Tasks see
 their files under the virtual root `/data` (as in the benchmark's container); a server maps it to a
 per-run copy and never lets a path resolve outside it.

@@ -8,8 +8,8 @@ publishes it. A handler returns text (or several texts, or a ready `CallToolResu
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import anyio

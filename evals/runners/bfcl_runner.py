@@ -352,7 +352,8 @@ def main() -> int:
         test_cases.extend(copy.deepcopy(entries[cat]))
     test_cases = sorted(process_multi_turn_test_case(test_cases), key=sort_key)
 
-    gen_args = argparse.Namespace(temperature=float(policy.get("temperature", 0.0)), num_threads=max(1, int(request.get("num_threads", 1))), include_input_log=False,
+    gen_args = argparse.Namespace(temperature=float(policy.get("temperature", 0.0)),
+                                  num_threads=max(1, int(request.get("num_threads", 1))), include_input_log=False,
                                   exclude_state_log=True, result_dir=RESULT_PATH, run_ids=False,
                                   allow_overwrite=True)
     step_limit = request.get("max_steps_per_turn")

@@ -12,7 +12,6 @@ from envfactory.config import ExperimentConfig
 from envfactory.env.manifest import build_manifest
 from envfactory.querygen.sampling import admitted_packages
 from evals import contamination, vitabench
-from evals.registry import BUILTIN, contamination_loaders
 from evals.contamination import (
     VENV_MISSING,
     BenchData,
@@ -24,6 +23,7 @@ from evals.contamination import (
     tau2_tools,
     write_report,
 )
+from evals.registry import BUILTIN, contamination_loaders
 
 ENV = "hotel_reservations"
 

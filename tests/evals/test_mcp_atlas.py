@@ -16,9 +16,24 @@ import pytest
 from envfactory.llm import ChatResponse, LLMClient, ProviderConfig, register_provider
 from envfactory.llm.providers.scripted import ScriptedProvider
 from evals.base import EvalContext, PolicySpec, get_benchmark
-from evals.mcp_atlas import (CLAIM_SCHEMA, JUDGE_PROMPT, SAMPLE_DIR, Harness, ReplayBook, ReplaySession,
-                             canonical_args, fetch_full_set, has_parameters, infer_input_schema, judge_coverage,
-                             judge_prompt, load_tasks, offer_tools, replay_tool_schema, resolve_data)
+from evals.mcp_atlas import (
+    CLAIM_SCHEMA,
+    JUDGE_PROMPT,
+    SAMPLE_DIR,
+    Harness,
+    ReplayBook,
+    ReplaySession,
+    canonical_args,
+    fetch_full_set,
+    has_parameters,
+    infer_input_schema,
+    judge_coverage,
+    judge_prompt,
+    load_tasks,
+    offer_tools,
+    replay_tool_schema,
+    resolve_data,
+)
 from evals.mcp_servers import LOCAL_SERVERS
 from evals.mcp_servers.client import MCPServers, server_params
 

@@ -15,8 +15,7 @@ from hypothesis import strategies as st
 from envfactory.config import ExperimentConfig
 from envfactory.llm import ProviderConfig
 from evals.base import EvalContext, PolicySpec, get_benchmark
-from evals.mcp_atlas import (REQUIRED_COLUMNS, SAMPLE_DIR, MalformedRows, RowError, load_rows, parse_claims,
-                             parse_row)
+from evals.mcp_atlas import REQUIRED_COLUMNS, SAMPLE_DIR, MalformedRows, RowError, load_rows, parse_claims, parse_row
 from evals.run import context_for
 
 CORPUS = Path(__file__).resolve().parents[1] / "fixtures" / "mcp_atlas_malformed"

@@ -12,7 +12,6 @@ from envfactory.llm import ChatRequest, ChatResponse, LLMClient, ProviderConfig,
 from envfactory.llm.registry import cache_identity, register_provider
 from evals.base import EvalContext, PolicySpec, get_benchmark, pass_hat_k, trial_seed
 from evals.vitabench import DATA_DIR, VitaEnv, gold_records
-
 from tests.evals.test_vitabench import needs_data, tasks
 
 

@@ -18,8 +18,19 @@ from envfactory.agent.loop import STOP, run_episode
 from envfactory.llm import LLMClient, Message, ProviderConfig, ToolCall
 from envfactory.llm.providers.scripted import ScriptedProvider
 from evals.base import EvalContext, PolicySpec, dir_checksum, get_benchmark
-from evals.vitabench import (CATEGORIES, DATA_DIR, TOOLS, VitaEnv, empty_gold_orders, gold_records, judge_rubrics,
-                             oracle_policy, order_match, raw_gold, rubrics)
+from evals.vitabench import (
+    CATEGORIES,
+    DATA_DIR,
+    TOOLS,
+    VitaEnv,
+    empty_gold_orders,
+    gold_records,
+    judge_rubrics,
+    oracle_policy,
+    order_match,
+    raw_gold,
+    rubrics,
+)
 
 needs_data = pytest.mark.skipif(not DATA_DIR.is_dir(), reason=f"VitaBench data not at {DATA_DIR}")
 
@@ -68,7 +79,8 @@ def test_oracle_scores_one_and_idle_zero_on_every_task(tmp_path):
     oracle, idle = bench.run(ctx(tmp_path)), bench.run(ctx(tmp_path, "idle"))
     for result, want in ((oracle, 1.0), (idle, 0.0)):
         assert result.status == "scored" and result.benchmark == "vitabench" and result.adapter_version == "2"
-        assert [(c.category, c.n, c.score) for c in result.categories] == [("delivery", 99, want), ("instore", 100, want)]
+        assert [(c.category, c.n, c.score) for c in result.categories] == [("delivery", 99, want),
+                                                                            ("instore", 100, want)]
         assert all(c.label == "order-match (non-official)" for c in result.categories)
         assert all("rubric_judge" not in c.metrics for c in result.categories)  # no judge configured
         assert "no judge" in result.reason and "no user simulator" in result.reason

@@ -305,8 +305,8 @@ def plan_env(envs: Path, name: str, taken_names: set[str]) -> Plan:
                "state_class": info.state_class, "pin_clock": "clock" in info.hazard_kinds(), "tools": binding_tools}
     sources = {kind: hashlib.sha256(p.read_bytes()).hexdigest() for kind, p in paths.items() if p.is_file()}
     return Plan(name=name, package=package, spec=spec, binding=binding, module_source=source, scenarios=scenarios,
-                rejected_scenarios=rejected, info=info, descriptions=descriptions, fixes=fixes, hazards=hazards, blockers=blockers,
-                problems=problems, sources=sources)
+                rejected_scenarios=rejected, info=info, descriptions=descriptions, fixes=fixes, hazards=hazards,
+                blockers=blockers, problems=problems, sources=sources)
 
 
 CLOCK_FIELDS = ("current_time", "current_datetime", "current_date", "now", "today")
@@ -483,7 +483,8 @@ def import_one(envs: Path, name: str, out: Path, limits: SandboxLimits, taken_na
         if not ex.loaded:  # keep one (failing) scenario so that the folder is still a package to inspect
             sid = next(iter(plan.scenarios))
             atomic_write_json(staging / "scenarios" / f"{sid}.json", plan.scenarios[sid])
-        atomic_write_json(staging / "tests.json", CaseSet(cases=ex.cases).model_dump(mode="json", exclude_defaults=True))
+        atomic_write_json(staging / "tests.json",
+                          CaseSet(cases=ex.cases).model_dump(mode="json", exclude_defaults=True))
         if ex.output_schemas:  # outputs disagree with the metadata's output_schema: relaxed to what the code returns
             plan.spec = plan.spec.model_copy(update={"tools": [
                 t.model_copy(update={"output_schema": ex.output_schemas.get(t.name, t.output_schema)})
