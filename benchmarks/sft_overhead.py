@@ -40,7 +40,7 @@ def main() -> None:
 
     from transformers import AutoTokenizer
 
-    from envfactory.models import resolve_model_path
+    from envfactory.default_model import resolve_model_path
     from envfactory.train.rows import TrainView
     from envfactory.train.sft import SFTSettings, build_dataset, run_sft
 

@@ -162,7 +162,7 @@ def cmd_envgen(args) -> int:
 
 
 def cmd_models_prepare(args) -> int:
-    from .models import DEFAULT_MODEL, prepare_default_model
+    from .default_model import DEFAULT_MODEL, prepare_default_model
 
     if args.name != DEFAULT_MODEL:
         raise SystemExit(f"error: only the offline default {DEFAULT_MODEL!r} is prepared locally; "

@@ -89,7 +89,7 @@ def test_bad_calls_return_structured_errors_and_do_not_raise(setup):
 def test_tool_output_is_cut_to_the_token_budget(setup):
     from transformers import AutoTokenizer
 
-    from envfactory.models import resolve_model_path
+    from envfactory.default_model import resolve_model_path
 
     packages, rows, pool = setup
     tok = AutoTokenizer.from_pretrained(resolve_model_path("smollm2-135m"))

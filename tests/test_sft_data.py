@@ -29,7 +29,7 @@ TOOLS = [{"type": "function", "function": {"name": n, "description": n, "paramet
 def tokenizer():
     from transformers import AutoTokenizer
 
-    from envfactory.models import resolve_model_path
+    from envfactory.default_model import resolve_model_path
 
     return AutoTokenizer.from_pretrained(resolve_model_path("smollm2-135m"))
 

@@ -26,7 +26,7 @@ from ..env.verify import verify_package
 from ..io import atomic_write_json, atomic_write_text
 from ..llm import ChatRequest, LLMClient, Message
 from . import prompts
-from .models import (
+from .outputs import (
     EnvCheckpoint,
     Implementation,
     ProposalList,

@@ -7,7 +7,7 @@ from pathlib import Path
 from ..config import ExperimentConfig
 from ..io import atomic_write_json, cache_root
 from ..llm import LLMClient
-from .models import SynthesisReport
+from .outputs import SynthesisReport
 from .pipeline import run_synthesis
 
 DOC_SUFFIXES = {".md", ".txt", ".json", ".yaml", ".yml", ".rst"}

@@ -94,7 +94,7 @@ def run_rl(settings: RLSettings, model_path: str, view: TrainView, rl_path: Path
     from trl import GRPOConfig, GRPOTrainer
     from trl.chat_template_utils import qwen3_template
 
-    from ..models import resolve_model_path
+    from ..default_model import resolve_model_path
 
     path = resolve_model_path(model_path)
     tokenizer = AutoTokenizer.from_pretrained(path, padding_side="left")

@@ -113,7 +113,7 @@ def run_sft(settings: SFTSettings, model: str, view: TrainView, sft_path: Path, 
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig, SFTTrainer
 
-    from ..models import resolve_model_path
+    from ..default_model import resolve_model_path
 
     path = resolve_model_path(model)
     tokenizer = AutoTokenizer.from_pretrained(path)

@@ -103,6 +103,6 @@ def run_eval_envs_stage(cfg: ExperimentConfig, manifest: Path, rl_data: Path, mo
 def _tokenizer(ref: str):
     from transformers import AutoTokenizer
 
-    from ..models import resolve_model_path
+    from ..default_model import resolve_model_path
 
     return AutoTokenizer.from_pretrained(resolve_model_path(ref))

@@ -17,7 +17,7 @@ _lock = threading.Lock()
 def _load(path: str, fingerprint: str):  # keyed by the weights too: a model retrained in place is reloaded
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from ...models import resolve_model_path
+    from ...default_model import resolve_model_path
 
     resolved = resolve_model_path(path)
     tokenizer = AutoTokenizer.from_pretrained(resolved)
@@ -51,14 +51,14 @@ class LocalProvider:
     @staticmethod
     def cache_identity(cfg: ProviderConfig, request: ChatRequest) -> str:
         """Cache keys name the weights, not just the path: a retrained model is never served old answers."""
-        from ...models import weights_fingerprint
+        from ...default_model import weights_fingerprint
 
         return "weights:" + weights_fingerprint(request.model or cfg.model)
 
     def complete(self, request: ChatRequest) -> ChatResponse:
         import torch
 
-        from ...models import weights_fingerprint
+        from ...default_model import weights_fingerprint
 
         path = request.model or self.cfg.model
         tokenizer, model = _load(path, weights_fingerprint(path))
