@@ -21,7 +21,6 @@ from .env.limits import SandboxLimits
 from .llm.types import ProviderConfig
 from .train.settings import RLSettings, SFTSettings, TrainView
 
-
 BenchmarkName = Literal[tuple(benchmark_names())]  # the registry decides (plugins included), the schema lists them
 
 
@@ -39,6 +38,26 @@ class EnvsConfig(_Strict):
     count: int | None = Field(None, ge=1, description="training environments admitted (held-out ones always are): "
                                                       "a seeded, nested subset of the verified ones; null = all")
 
+    @field_validator("catalog")
+    @classmethod
+    def _known_catalog(cls, names: list[str] | str) -> list[str] | str:
+        """A misspelled catalog name is a config error naming the valid ones, not a failed envs stage later."""
+        if names == "all":
+            return names
+        from .catalog import catalog_packages
+
+        known = sorted(p.name for p in catalog_packages())
+        problems = []
+        bad = [n for n in names if n not in known]
+        if bad:
+            problems.append(f"envs.catalog: unknown environments {bad}; known: {known}")
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            problems.append(f"envs.catalog: listed more than once: {dupes}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return names
+
 
 class EnvGenConfig(_Strict):
     provider: ProviderConfig | None = Field(
@@ -48,7 +67,8 @@ class EnvGenConfig(_Strict):
     num_envs: int = Field(4, ge=1, description="environments to propose")
     max_revise_rounds: int = Field(3, ge=0, description="verify -> revise rounds before rejecting")
     min_scenarios: int = Field(2, ge=1)
-    cache_dir: str | None = Field(None, description="response cache; default $ENVFACTORY_CACHE/llm or ~/.cache/envfactory/llm")
+    cache_dir: str | None = Field(None, description="response cache; default $ENVFACTORY_CACHE/llm or "
+                                                    "~/.cache/envfactory/llm")
     cache_mode: Literal["use", "refresh", "replay", "off"] = "use"
 
 
@@ -69,7 +89,8 @@ def known_envs(extra_dirs: list[str] = ()) -> dict[str, str]:
 
 
 class DataConfig(_Strict):
-    sampler: Literal["topology", "random_walk"] = Field("topology", description="chain sampler (random_walk = ablation)")
+    sampler: Literal["topology", "random_walk"] = Field("topology",
+                                                        description="chain sampler (random_walk = ablation)")
     compare_random_walk: bool = Field(True, description="also run the random-walk baseline and report its success rate")
     compare_attempts: int = Field(600, ge=1, description="attempts per sampler in the comparison")
     attempts_per_tool: int = Field(60, ge=1, description="sampling attempts per target tool (coverage pass)")
@@ -82,7 +103,8 @@ class DataConfig(_Strict):
     p_chain: float = Field(0.9, ge=0, le=1, description="prefer an earlier tool's output over a user value")
     p_optional: float = Field(0.25, ge=0, le=1, description="probability of also setting an optional input")
     refine: bool = Field(True, description="calibrated refinement of queries (off = explicit instruction lists)")
-    refiner: ProviderConfig | None = Field(None, description="LLM refiner; null = the rule-based refiner (weaker baseline)")
+    refiner: ProviderConfig | None = Field(None, description="LLM refiner; null = the rule-based refiner "
+                                                             "(weaker baseline)")
     conversational: bool = Field(False, description="teacher rollouts talk to a user simulator over turns")
     user_simulator: ProviderConfig | None = None
     teacher: ProviderConfig | None = Field(None, description="teacher agent for extra rollouts; null = gold only")
@@ -130,7 +152,8 @@ class HeldoutEvalConfig(_Strict):
 
 
 class TrainConfig(_Strict):
-    model: str = Field("smollm2-135m", description="model card in envfactory/train/cards/ (its name names results/<model>.json)")
+    model: str = Field("smollm2-135m", description="model card in envfactory/train/cards/ (its name names "
+                                                   "results/<model>.json)")
     stages: list[Literal["sft", "rl"]] = Field(default_factory=lambda: ["sft", "rl"],
                                                description="training stages run in order; [] evaluates the base model")
     view: TrainView = Field(default_factory=TrainView)
@@ -179,7 +202,8 @@ class SweepMember(_Strict):
 
 
 class ExperimentConfig(_Strict):
-    experiment: str = Field("default", pattern=r"^[A-Za-z0-9_.-]+$", description="name; outputs go to results/<experiment>/")
+    experiment: str = Field("default", pattern=r"^[A-Za-z0-9_.-]+$",
+                            description="name; outputs go to results/<experiment>/")
     seed: int = 0
     results_dir: str = "results"
     envs: EnvsConfig = Field(default_factory=EnvsConfig)

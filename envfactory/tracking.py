@@ -5,6 +5,13 @@ The Snakefile's `onstart` opens the parent run and exports its id in
 it (or a standalone run when invoked outside Snakemake); `onsuccess` /
 `onerror` close the parent with its final status.
 
+A process killed outright (SIGKILL, the OOM killer, a lost node) cannot close its run, which would stay RUNNING
+forever. Rule and dag runs therefore carry the process that owns them (`envfactory.process`: host, pid and start
+time) and their output / working folder; `onerror` marks the rule runs its failed jobs left open KILLED, and the
+next start of the same rule for the same folder (or of a dag in the same working folder) marks any RUNNING one
+whose process is gone KILLED, with the reason in the tag `envfactory.closed_by`. Runs of another host count as
+gone: Snakemake's directory lock lets only one invocation build a folder at a time.
+
 Sweep points add two levels: dag run -> one `sweep:<name>` run -> one run per
 point (`<variant>-s<seed>`) -> its rule runs. Sweep and point runs are created
 by the first rule that needs them (under a file lock, since rules run in
@@ -16,6 +23,7 @@ variants in one table.
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import time
 from contextlib import contextmanager
@@ -53,6 +61,61 @@ def _experiment_id(tracking) -> str:
     if tracking.tracking_uri.startswith("sqlite:///"):
         artifacts = (db.parent / "artifacts").resolve().as_uri()
     return client.create_experiment(tracking.experiment_name, artifact_location=artifacts)
+
+
+def _start_ticks(pid: int) -> str:
+    """A process's start time (clock ticks since boot, /proc/<pid>/stat field 22): tells a reused pid apart."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return "?"
+
+
+def process_id() -> str:
+    """`host:pid:start` of this process, the owner of the runs it opens."""
+    return f"{socket.gethostname()}:{os.getpid()}:{_start_ticks(os.getpid())}"
+
+
+def process_alive(ident: str) -> bool:
+    """Whether the process behind a `process_id()` still runs (another host's: assumed gone, see the top)."""
+    try:
+        host, pid, ticks = ident.rsplit(":", 2)
+        pid_n = int(pid)
+    except ValueError:
+        return False
+    if host != socket.gethostname():
+        return False
+    try:
+        os.kill(pid_n, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return ticks == "?" or _start_ticks(pid_n) == ticks
+
+
+def close_stale_runs(client, exp_id: str, match: dict[str, str], why: str) -> list[str]:
+    """Mark KILLED the RUNNING runs matching `match` whose owning process is gone (and, for a dag run, its
+    RUNNING sweep/point/rule runs); returns their ids."""
+    if any("'" in v for v in match.values()):
+        return []  # not expressible in a filter string; such runs stay as they are
+    query = " and ".join([f"tags.`{k}` = '{v}'" for k, v in match.items()] + ["attributes.status = 'RUNNING'"])
+    closed = []
+    for run in client.search_runs([exp_id], filter_string=query, max_results=1000):
+        owner = run.data.tags.get("envfactory.process")
+        if owner is None or process_alive(owner):
+            continue
+        ids = [run.info.run_id]
+        if run.data.tags.get("envfactory.kind") == "dag":  # its sweep/point runs, and rule runs of dead jobs
+            ids += [r.info.run_id for r in client.search_runs(
+                [exp_id], filter_string=f"tags.`envfactory.dag_run` = '{run.info.run_id}' and "
+                                        "attributes.status = 'RUNNING'", max_results=1000)
+                    if not process_alive(r.data.tags.get("envfactory.process", ""))]
+        for run_id in ids:
+            client.set_tag(run_id, "envfactory.closed_by", f"{why}: process {owner} is gone")
+            client.set_terminated(run_id, "KILLED")
+        closed += ids
+    return closed
 
 
 def _base_tags(cfg) -> dict[str, str]:
@@ -128,9 +191,13 @@ def start_parent_run(cfg, targets: list[str] | None = None) -> str | None:
 
     client = mlflow.MlflowClient(tracking_uri=cfg.tracking.tracking_uri)
     exp_id = _experiment_id(cfg.tracking)
+    workdir = str(Path.cwd().resolve())
+    close_stale_runs(client, exp_id, {"envfactory.kind": "dag", "envfactory.workdir": workdir},
+                     "a later invocation in the same working folder found it RUNNING")
     run = client.create_run(exp_id, run_name=f"dag:{cfg.experiment}",
                             tags={**_base_tags(cfg), "envfactory.kind": "dag",
-                                  "envfactory.targets": ",".join(targets or [])})
+                                  "envfactory.targets": ",".join(targets or []), "envfactory.workdir": workdir,
+                                  "envfactory.process": process_id()})
     client.log_param(run.info.run_id, "config_hash", cfg.config_hash())
     client.log_param(run.info.run_id, "seed", cfg.seed)
     os.environ[PARENT_ENV] = run.info.run_id
@@ -145,8 +212,14 @@ def end_parent_run(cfg, status: str = "FINISHED") -> None:
     import mlflow
 
     client = mlflow.MlflowClient(tracking_uri=cfg.tracking.tracking_uri)
-    children = client.search_runs([_experiment_id(cfg.tracking)], filter_string=f"tags.`envfactory.dag_run` = '{run_id}'")
+    children = client.search_runs([_experiment_id(cfg.tracking)],
+                                  filter_string=f"tags.`envfactory.dag_run` = '{run_id}'")
     for child in children:
+        if child.data.tags.get("envfactory.kind") == "rule":
+            if child.info.status == "RUNNING":  # its process died without closing it (SIGKILL, OOM)
+                client.set_tag(child.info.run_id, "envfactory.closed_by", f"dag run ended {status} with it open")
+                client.set_terminated(child.info.run_id, "KILLED")
+            continue
         client.set_terminated(child.info.run_id, status)
     client.set_terminated(run_id, status)
 
@@ -187,7 +260,13 @@ def rule_run(rule: str, cfg) -> Iterator[RuleRun]:
 
     exp_id = _experiment_id(cfg.tracking)
     parent = point_run_id(cfg) or os.environ.get(PARENT_ENV)
-    tags = {**_base_tags(cfg), "envfactory.kind": "rule", "envfactory.rule": rule}
+    out = str(cfg.out_dir().resolve())
+    close_stale_runs(mlflow.MlflowClient(tracking_uri=cfg.tracking.tracking_uri), exp_id,
+                     {"envfactory.kind": "rule", "envfactory.rule": rule, "envfactory.out": out},
+                     "a later run of the rule found it RUNNING")
+    tags = {**_base_tags(cfg), "envfactory.kind": "rule", "envfactory.rule": rule, "envfactory.out": out,
+            "envfactory.process": process_id(),
+            **({"envfactory.dag_run": os.environ[PARENT_ENV]} if os.environ.get(PARENT_ENV) else {})}
     with mlflow.start_run(experiment_id=exp_id, run_name=rule, nested=bool(parent), parent_run_id=parent,
                           tags=tags) as run:
         logger = RuleRun(True)

@@ -15,11 +15,13 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _snakemake(workdir: Path, config: Path, *extra: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "ENVFACTORY_CACHE": str(workdir / "cache")}
-    return subprocess.run([sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(workdir),
-                           "--configfile", str(config), "--cores", "2", *extra],
-                          capture_output=True, text=True, timeout=900, env=env)
+def _snakemake(workdir: Path, config: Path, *extra: str, env: dict[str, str] | None = None,
+               cores: int = 2, timeout: float = 900, new_session: bool = False) -> subprocess.CompletedProcess:
+    """One Snakemake invocation; `env` adds to (or, e.g. ENVFACTORY_CACHE, replaces) the defaults."""
+    env = {**os.environ, "ENVFACTORY_CACHE": str(workdir / "cache"), **(env or {})}
+    return subprocess.run([sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"),
+                           "--directory", str(workdir), "--configfile", str(config), "--cores", str(cores), *extra],
+                          capture_output=True, text=True, timeout=timeout, env=env, start_new_session=new_session)
 
 
 @pytest.mark.slow
@@ -92,7 +94,8 @@ def test_dag_reaches_the_headline_results(tmp_path):
          "--configfile", str(config), "--cores", "2", *extra], capture_output=True, text=True, timeout=1800, env=env)
     proc = run()
     logs = tmp_path / "results" / "headline" / "logs"
-    tails = "".join(f"\n== {p.name}\n" + p.read_text()[-1500:] for p in sorted(logs.glob("*.log"))) if logs.is_dir() else ""
+    tails = ("".join(f"\n== {p.name}\n" + p.read_text()[-1500:] for p in sorted(logs.glob("*.log")))
+             if logs.is_dir() else "")
     assert proc.returncode == 0, proc.stderr[-3000:] + tails
 
     from evals.report import ModelResults

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
+from .. import faults
 from ..catalog import CATALOG_DIR, catalog_packages
 from ..config import ExperimentConfig, known_envs
 from ..io import atomic_write_json
@@ -109,7 +110,8 @@ def training_subset(names: list[str], heldout: list[str], count: int | None, see
     train = sorted(n for n in names if n not in heldout)
     random.Random(f"envs.count:{seed}").shuffle(train)
     if count > len(train):
-        raise ValueError(f"envs.count={count} but only {len(train)} verified training environments: {train}")
+        raise ValueError(f"envs.count={count} but only {len(train)} verified training environments: {train} "
+                         f"(held-out ones are admitted besides and do not count: {sorted(heldout)})")
     kept = set(train[:count]) | set(heldout)
     return [n for n in names if n in kept]
 
@@ -258,6 +260,7 @@ def build_manifest(cfg: ExperimentConfig, manifest_path: Path, envgen_dir: Path 
         if entry.name in kept:
             _install(package, report, envs_dir / package.name)
             admitted.append(entry)
+    faults.point("envs:installed")  # crash tests: env folders in place, no manifest yet
     if held_back:
         log(f"[envs] envs.count={cfg.envs.count}: held back {held_back}")
     manifest = Manifest(experiment=cfg.experiment, config_hash=cfg.config_hash(), envs=admitted, rejected=rejected,

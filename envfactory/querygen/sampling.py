@@ -17,7 +17,7 @@ from ..env.package import EnvPackage
 from ..graph.build import ParamInfo, build_graph, load_graph, producers, save_graph
 from ..graph.fields import value_pools
 from ..graph.sampler import Chain, RandomWalkSampler, SamplerConfig, TopologySampler, ValueSource
-from ..io import atomic_write_json
+from ..io import atomic_path, atomic_write_json
 from .execute import ChainExecutor, ExecutedChain
 
 CHAIN_COLUMNS = ["chain_id", "sampler", "target", "envs", "scenarios", "length", "calls", "final_state_hash",
@@ -69,10 +69,8 @@ def _chains_table(chains: list[ExecutedChain]) -> pa.Table:
 
 
 def write_parquet(table: pa.Table, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    pq.write_table(table, tmp)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:  # fsynced, renamed; on an error (a full disk) no partial or temp file stays
+        pq.write_table(table, tmp)
 
 
 def read_chains(path: Path) -> list[ExecutedChain]:

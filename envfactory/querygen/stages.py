@@ -10,6 +10,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .. import faults
 from ..config import ExperimentConfig
 from ..envgen.stage import llm_cache_dir
 from ..io import atomic_write_json
@@ -37,7 +38,8 @@ def run_queries_stage(cfg: ExperimentConfig, manifest: Path, chains_path: Path, 
     rng = random.Random(cfg.seed)
     client = _client(cfg, cfg.data.refiner)
     records = [make_query(c, specs, rng.choice([0, 1, 2]), rng, client, cfg.data.refine) for c in chains]
-    rows = [{**r.model_dump(mode="json"), "user_values": json.dumps(r.user_values, ensure_ascii=False)} for r in records]
+    rows = [{**r.model_dump(mode="json"), "user_values": json.dumps(r.user_values, ensure_ascii=False)}
+            for r in records]
     write_parquet(pa.Table.from_pylist(rows, schema=pa.schema([
         ("chain_id", pa.string()), ("explicit", pa.string()), ("refined", pa.string()), ("ambiguity", pa.int32()),
         ("refiner", pa.string()), ("determined", pa.bool_()), ("user_values", pa.string())])), out)
@@ -115,6 +117,7 @@ def run_datasets_stage(cfg: ExperimentConfig, manifest: Path, chains_path: Path,
             (out_dir / name).unlink(missing_ok=True)
         raise ReplayGateError(gate_message(replay, cfg.data.min_replay_rate), replay)
     write_parquet(sft, out_dir / "sft.parquet")
+    faults.point("datasets:sft_written")  # crash tests: one of the two outputs written
     write_parquet(rl, out_dir / "rl.parquet")
     report = {"sft_rows": sft.num_rows, "rl_rows": rl.num_rows,
               "sft_splits": dict(Counter(sft.column("split").to_pylist())),

@@ -10,6 +10,11 @@ class LLMConfigError(RuntimeError):
     """A provider cannot run as configured (missing key, missing package...)."""
 
 
+class LLMCallError(RuntimeError):
+    """A call failed for good: retries exhausted (timeouts, 5xx, a dropped connection), a refused request, or
+    an answer that is not a chat completion (truncated JSON). Nothing is cached for it."""
+
+
 def api_key(cfg: ProviderConfig, default_env: str, required: bool = True) -> str | None:
     env = cfg.api_key_env or default_env
     key = os.environ.get(env)

@@ -9,7 +9,9 @@ import json
 
 from ..registry import ProviderConfig, register_provider
 from ..types import ChatRequest, ChatResponse, Message, ToolCall, Usage
-from ._common import api_key, cost, parse_json_arguments
+from ._common import LLMCallError, api_key, cost, parse_json_arguments
+
+RETRIED_STATUS = (408, 409, 429)  # and every 5xx: what the SDK retries (besides timeouts and dropped connections)
 
 
 def to_openai_messages(messages: list[Message]) -> list[dict]:
@@ -47,10 +49,26 @@ class OpenAIProvider:
         if request.json_schema is not None:
             kwargs["response_format"] = {"type": "json_schema",
                                          "json_schema": {"name": "output", "schema": request.json_schema}}
-        resp = self.client.chat.completions.create(**kwargs, **self.cfg.options)
-        choice = resp.choices[0]
-        calls = [ToolCall(id=c.id, name=c.function.name, arguments=parse_json_arguments(c.function.arguments))
-                 for c in (choice.message.tool_calls or [])]
+        import openai
+
+        where = f"openai-compatible chat completion (model {request.model!r} at {self.client.base_url})"
+        try:
+            resp = self.client.chat.completions.create(**kwargs, **self.cfg.options)
+        except openai.APIError as exc:
+            status = getattr(exc, "status_code", None)
+            retried = status is None or status in RETRIED_STATUS or status >= 500
+            tries = (f"after {1 + self.cfg.max_retries} attempts (max_retries={self.cfg.max_retries})" if retried
+                     else "not retried")
+            raise LLMCallError(f"{where} failed {tries}: {type(exc).__name__}: {exc}") from exc
+        except ValueError as exc:  # a 200 whose body is not JSON: cut off by a proxy or a crashing server
+            raise LLMCallError(f"{where}: the answer is not valid JSON (truncated?): {exc}") from exc
+        try:
+            choice = resp.choices[0]
+            calls = [ToolCall(id=c.id, name=c.function.name, arguments=parse_json_arguments(c.function.arguments))
+                     for c in (choice.message.tool_calls or [])]
+        except (AttributeError, IndexError, TypeError) as exc:
+            raise LLMCallError(f"{where}: the answer is not a chat completion ({type(exc).__name__}: {exc}); "
+                               f"got {str(resp)[:300]}") from exc
         usage = Usage(prompt_tokens=getattr(resp.usage, "prompt_tokens", 0) or 0,
                       completion_tokens=getattr(resp.usage, "completion_tokens", 0) or 0)
         return ChatResponse(content=choice.message.content or "", tool_calls=calls, usage=usage,
