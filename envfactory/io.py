@@ -68,12 +68,12 @@ def _sweep_temps(path: Path) -> None:
 
 
 @contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
+def atomic_path(path: str | Path, mode: int = 0o666) -> Iterator[Path]:
     """A temp path beside `path` for a writer that wants a file name (Parquet); on a clean exit it is fsynced
     and renamed onto `path`, on any error (a full disk included) removed, so `path` is old or new, never partial."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = _open_temp(path, 0o666)  # the umask's mode, as a plain open would give
+    fd, tmp = _open_temp(path, mode)  # 0o666: the umask's mode, as a plain open would give
     os.close(fd)
     try:
         yield tmp
@@ -98,24 +98,9 @@ def _naming(exc: OSError, path: Path) -> OSError:
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = _open_temp(path, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        faults.before_rename(path)
-        os.replace(tmp, path)
-        _sweep_temps(path)
-    except OSError as exc:  # a full disk, a quota: no partial file, and an error that names the output
-        Path(tmp).unlink(missing_ok=True)
-        raise _naming(exc, path) from exc
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    with atomic_path(path, mode=0o600) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:

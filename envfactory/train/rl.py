@@ -16,11 +16,12 @@ from pathlib import Path
 from .. import faults
 from ..env.package import EnvPackage
 from ..querygen.rollouts import offered_tools
+from .checkpoints import train_or_finish
 from .rewards import REWARD_TERMS, RewardConfig, composite_reward
 from .rl_env import SessionPool, environment_class
 from .rows import TrainView, row_rng, select_tools
 from .settings import RLSettings
-from .sft import _checkpoint_step, _latest_checkpoint, deepspeed_file
+from .sft import deepspeed_file
 
 
 def rl_arguments(settings: RLSettings, out_dir: Path, gpu: bool, bf16: bool, world_size: int = 1) -> dict:
@@ -135,19 +136,7 @@ def run_rl(settings: RLSettings, model_path: str, view: TrainView, rl_path: Path
         raise RuntimeError("this TRL version no longer exposes per-environment tool schemas; pin trl==1.16.0")
     trainer._env_tools = {name: schemas[name] for name in schemas}
     try:
-        latest = _latest_checkpoint(out_dir / "checkpoints")
-        if latest is not None and settings.max_steps and _checkpoint_step(latest) >= settings.max_steps:
-            # Killed after its last step but before metrics.json: resuming would train past max_steps
-            # (transformers restarts the loop; tests/test_faults.py saw steps=2 of 1), so take the final
-            # checkpoint as it is, as sft.py does.
-            from transformers.trainer_callback import TrainerState
-
-            trainer._load_from_checkpoint(str(latest))
-            trainer.state = TrainerState.load_from_json(str(latest / "trainer_state.json"))
-            result = None
-            log(f"[rl] {latest.name} already reached max_steps={settings.max_steps}: not training again")
-        else:
-            result = trainer.train(resume_from_checkpoint=str(latest) if latest else None)
+        result = train_or_finish(trainer, out_dir / "checkpoints", settings.max_steps, "rl", log)
     finally:
         pool.close()
     faults.point("rl:checkpointed")  # crash tests: a checkpoint on disk, no final model or metrics.json

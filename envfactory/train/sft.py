@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import faults
+from .checkpoints import train_or_finish
 from .rows import TrainView, called_tools, clean_messages, row_rng, select_tools
 from .settings import SFTSettings
 
@@ -96,18 +97,6 @@ def build_dataset(sft_path: Path, tokenizer, settings: SFTSettings, view: TrainV
     return datasets.Dataset.from_list(examples), dropped
 
 
-def _latest_checkpoint(root: Path) -> Path | None:
-    found = sorted(root.glob("checkpoint-*"), key=_checkpoint_step) if root.is_dir() else []
-    return found[-1] if found else None
-
-
-def _checkpoint_step(path: Path) -> int:
-    try:
-        return int(path.name.rsplit("-", 1)[1])
-    except (IndexError, ValueError):
-        return -1
-
-
 def run_sft(settings: SFTSettings, model: str, view: TrainView, sft_path: Path, out_dir: Path, log=print) -> dict:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -132,18 +121,7 @@ def run_sft(settings: SFTSettings, model: str, view: TrainView, sft_path: Path, 
     # Pre-tokenized rows with `assistant_masks`: TRL turns the mask into labels (-100 elsewhere).
     trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
                          peft_config=peft_config)
-    latest = _latest_checkpoint(out_dir / "checkpoints")
-    if latest is not None and settings.max_steps and _checkpoint_step(latest) >= settings.max_steps:
-        # Killed after training finished but before metrics.json: resuming would train one step past
-        # max_steps (transformers restarts the loop), so take the final checkpoint as it is.
-        from transformers.trainer_callback import TrainerState
-
-        trainer._load_from_checkpoint(str(latest))
-        trainer.state = TrainerState.load_from_json(str(latest / "trainer_state.json"))
-        result = None
-        log(f"[sft] {latest.name} already reached max_steps={settings.max_steps}: not training again")
-    else:
-        result = trainer.train(resume_from_checkpoint=str(latest) if latest else None)
+    result = train_or_finish(trainer, out_dir / "checkpoints", settings.max_steps, "sft", log)
     faults.point("sft:checkpointed")  # crash tests: a checkpoint on disk, no final model or metrics.json
     final = out_dir / "model"
     trainer.save_model(str(final))
