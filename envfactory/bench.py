@@ -6,12 +6,12 @@ import runpy
 import sys
 from pathlib import Path
 
-BENCHMARKS = {"env-latency": "env_latency.py", "sft-overhead": "sft_overhead.py",
-              "dag-overhead": "dag_overhead.py"}
+PERF_BENCHMARKS = {"env-latency": "env_latency.py", "sft-overhead": "sft_overhead.py",
+              "dag-overhead": "dag_overhead.py", "generation": "generation.py"}
 
 
 def run_benchmark(name: str, as_json: bool, extra: list[str]) -> int:
-    script = Path(__file__).resolve().parents[1] / "benchmarks" / BENCHMARKS[name]
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / PERF_BENCHMARKS[name]
     if not script.is_file():
         raise SystemExit(f"error: {script} not found; benchmarks run from a source checkout (pip install -e .)")
     argv = [str(script), *(["--json"] if as_json else []), *extra]

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from pathlib import Path
 
 from evals.registry import benchmark_names
 
+from .bench import PERF_BENCHMARKS
 from .catalog import CATALOG_DIR, catalog_packages
 
 
@@ -105,28 +107,21 @@ def cmd_envs_import_release(args) -> int:
 
 def cmd_envs_manifest(args) -> int:
     from .config import load_config
-    from .env.manifest import build_manifest
+    from .env.manifest import build_manifest, log_envs_run
     from .tracking import rule_run
 
     cfg = load_config(args.config)
     out = Path(args.out)
     with rule_run("envs", cfg) as run:
         manifest = build_manifest(cfg, out, Path(args.envgen) if args.envgen else None)
-        n_tools = sum(e.n_tools for e in manifest.envs)
-        total = len(manifest.envs) + len(manifest.rejected)
-        run.params({"experiment": cfg.experiment, "catalog": cfg.envs.catalog, "extra_dirs": len(cfg.envs.extra_dirs)})
-        run.metrics({"env_count": len(manifest.envs), "rejected_count": len(manifest.rejected),
-                     "tool_count": n_tools, "domain_count": len(manifest.domains),
-                     "pass_rate": len(manifest.envs) / total if total else 0.0})
-        run.metrics({"synthesized_count": manifest.sources.get("synthesized", 0)})
-        run.artifact(out)
+        log_envs_run(run, cfg, manifest, out)
     print(f"[envs] {len(manifest.envs)} admitted, {len(manifest.rejected)} rejected -> {out}")
     return 0 if manifest.envs else 1
 
 
 def cmd_envgen(args) -> int:
     from .config import load_config
-    from .envgen.stage import run_envgen_stage
+    from .envgen.stage import log_envgen_run, run_envgen_stage
     from .llm.providers._common import LLMConfigError
     from .llm.registry import ProviderConfig
     from .tracking import rule_run
@@ -147,17 +142,7 @@ def cmd_envgen(args) -> int:
         except LLMConfigError as exc:
             print(f"[envgen] cannot run: {exc}", file=sys.stderr)
             return 2
-        run.params({"provider": report.provider or "none", "model": report.model or "none",
-                    "status": report.status, "cache_mode": gen.cache_mode})
-        if report.status == "ran":
-            rounds = [e["revision_rounds"] for e in report.envs.values()]
-            run.metrics({"proposed": report.proposed, "verified": report.verified, "rejected": report.rejected,
-                         "tokens": report.tokens, "cost_usd": report.cost_usd, "llm_calls": report.calls,
-                         "cached_calls": report.cached_calls, "wall_seconds": report.wall_seconds,
-                         "mean_revision_rounds": sum(rounds) / len(rounds) if rounds else 0.0,
-                         **({"tokens_per_verified_env": report.tokens_per_verified_env}
-                            if report.tokens_per_verified_env is not None else {})})
-        run.artifact(out / "report.json")
+        log_envgen_run(run, report, gen.cache_mode, out)
     return 0
 
 
@@ -179,54 +164,42 @@ def cmd_view(args) -> int:
 
 
 def cmd_data(args) -> int:
-    """One data stage per call (the rules in graph.smk / data.smk), each logged as a nested MLflow run."""
+    """One data stage per call (the rules in graph.smk / data.smk), each logged as a nested MLflow run by the
+    stage's own `log_*_run`."""
     from .config import load_config
-    from .querygen import sampling, stages
     from .tracking import rule_run
 
     cfg = load_config(args.config)
     manifest, out = Path(args.manifest), Path(args.out)
     with rule_run(args.stage, cfg) as run:
         if args.stage == "graph":
-            report = sampling.run_graph_stage(cfg, manifest, out)
-            run.metrics({"graph_nodes": report["nodes"], "graph_edges": report["edges"],
-                         "unfillable_params": len(report["unfillable_params"])})
-            report_file = out.with_name("graph_report.json")
+            from .graph.stage import log_graph_run, run_graph_stage
+
+            log_graph_run(run, run_graph_stage(cfg, manifest, out), out)
         elif args.stage == "sample":
-            report = sampling.run_sample_stage(cfg, manifest, Path(args.graph), out)
-            run.params({"sampler": cfg.data.sampler, "max_depth": cfg.data.max_depth, "max_envs": cfg.data.max_envs})
-            run.metrics({"chains": report["chains"], "tool_coverage": report["tool_coverage"],
-                         "sample_success_rate": report["success_rate"],
-                         **{f"chain_len_{k}": v for k, v in report["length_histogram"].items()},
-                         **{f"{name}_{key}": val for name, r in report.get("comparison", {}).items()
-                            for key, val in r.items()}})
-            report_file = out.with_name("sample_report.json")
+            from .querygen.sampling import log_sample_run, run_sample_stage
+
+            log_sample_run(run, cfg, run_sample_stage(cfg, manifest, Path(args.graph), out), out)
         elif args.stage == "queries":
-            report = stages.run_queries_stage(cfg, manifest, Path(args.chains), out)
-            run.params({"refiner": report["refiner"], "refine": cfg.data.refine})
-            run.metrics({"queries": report["queries"], "refinement_rejection_rate": report["refinement_rejection_rate"],
-                         **{f"ambiguity_{k}": v for k, v in report["ambiguity_histogram"].items()}})
-            report_file = out.with_name("queries_report.json")
+            from .querygen import stages
+
+            stages.log_queries_run(run, cfg, stages.run_queries_stage(cfg, manifest, Path(args.chains), out), out)
         elif args.stage == "rollouts":
+            from .querygen import stages
+
             report = stages.run_rollouts_stage(cfg, manifest, Path(args.chains), Path(args.queries), out)
-            run.metrics({k: v for k, v in report.items() if isinstance(v, (int, float)) and v is not None})
-            report_file = out.with_name("rollouts_report.json")
+            stages.log_rollouts_run(run, report, out)
         else:  # datasets
-            from .querygen.replay import ReplayGateError, replay_metrics
+            from .querygen import stages
+            from .querygen.replay import ReplayGateError
 
             try:
                 report = stages.run_datasets_stage(cfg, manifest, Path(args.chains), Path(args.queries),
                                                    Path(args.trajectories), out)
             except ReplayGateError as exc:  # the rule fails and writes no dataset; the rates still reach MLflow
-                run.metrics(replay_metrics(exc.report))
-                run.artifact(out / "replay_report.json")
+                stages.log_datasets_run(run, None, out, replay=exc.report)
                 raise SystemExit(f"error: {exc}") from None
-            run.metrics({"sft_rows": report["sft_rows"], "rl_rows": report["rl_rows"], **replay_metrics(report),
-                         **{f"sft_{k}": v for k, v in report["sft_splits"].items()},
-                         **{f"rl_{k}": v for k, v in report["rl_splits"].items()}})
-            run.artifact(out / "replay_report.json")
-            report_file = out / "datasets_report.json"
-        run.artifact(report_file)
+            stages.log_datasets_run(run, report, out)
     return 0
 
 
@@ -266,32 +239,33 @@ def cmd_contamination(args) -> int:
 
 
 def cmd_catalog_check(args) -> int:
-    from .catalog.check import check_catalog
+    from .env.catalog_check import check_catalog
 
     return check_catalog(args.names, args.all)
 
 
 def cmd_eval(args) -> int:
     """Rule eval_bench: one public benchmark on the trained model -> <experiment>/evals/<bench>.json."""
-    from evals.run import context_for, policy_for, run_benchmark
+    from evals.run import context_for, log_eval_run, policy_for, run_benchmark
 
     from .config import load_config
+    from .generation.serving import served_policy
     from .tracking import rule_run
     from .train.stages import base_model_ref, model_ref
 
     cfg = load_config(args.config)
     model_dir = model_ref(args.model) if args.model else base_model_ref(cfg)
-    policy = policy_for(cfg, model_dir, args.name or cfg.train.model)
     out = Path(args.out)
-    with rule_run(f"eval_{args.benchmark}", cfg) as run:
+    serve = cfg.evaluation.policy_endpoint is None and cfg.generation.engine == "vllm"
+    run_name = f"eval_{args.benchmark}" + (f"_{args.stage}" if args.stage else "")  # per-stage runs: _<stage>
+    with rule_run(run_name, cfg) as run, contextlib.ExitStack() as stack:
+        provider = stack.enter_context(served_policy(cfg.generation, model_dir, cfg.evaluation.max_new_tokens,
+                                                     out.parent / f"{args.benchmark}_vllm.log", seed=cfg.seed)) \
+            if serve else None  # engine vllm: a `vllm serve` of this stage's model for this rule's lifetime
+        policy = policy_for(cfg, model_dir, args.name or cfg.train.model, provider)
         ctx = context_for(cfg, args.benchmark, policy, out.parent / f"{args.benchmark}_work")
         result = run_benchmark(args.benchmark, ctx, out)
-        run.params({"benchmark": args.benchmark, "policy": policy.name, "limit": ctx.limit,
-                    "adapter_version": result.adapter_version, "status": result.status})
-        run.metrics({f"{args.benchmark}_{c.category}": c.score for c in result.categories})
-        if result.score is not None:
-            run.metrics({f"{args.benchmark}_score": result.score})
-        run.artifact(out)
+        log_eval_run(run, args.benchmark, policy, ctx, result, out)
     print(f"{args.benchmark}: {result.status}" + (f" score={result.score:.3f}" if result.score is not None else "")
           + (f" ({result.reason})" if result.reason else ""))
     return 0
@@ -308,13 +282,17 @@ def cmd_report(args) -> int:
     training = dict(item.split("=", 1) for item in args.training)
     res = build_results(cfg, [Path(f) for f in args.benchmarks], [Path(f) for f in args.heldout],
                         {k: Path(v) for k, v in training.items()}, [Path(f) for f in args.data],
-                        Path(args.contamination) if args.contamination else None)
+                        Path(args.contamination) if args.contamination else None,
+                        [(st, Path(f)) for st, f in (item.split("=", 1) for item in args.stage_benchmarks)])
     write_results(res, Path(args.out))
     log_summary(cfg, headline_metrics(res), {"results_file": args.out}, labels=headline_labels(res))
     for name, b in res.benchmarks.items():
         print(f"{name:10s} {b.status:11s} " + (f"{b.score:.3f}" if b.score is not None else b.reason[:100]))
     for stage, h in res.heldout.items():
         print(f"held-out {stage:5s} success {h['success_rate']:.3f} (n={h['episodes']})")
+    for name, ps in res.per_stage.items():
+        for stage, d in ps.deltas.items():
+            print(f"{name} {stage} - base: " + (f"{d.delta:+.3f}" if d.delta is not None else d.label[:100]))
     return 0
 
 
@@ -371,6 +349,33 @@ def cmd_bench(args) -> int:
     from .bench import run_benchmark
 
     return run_benchmark(args.name, args.json, args.extra)
+
+
+def cmd_benchmarks_list(args) -> int:
+    from evals.registry import REGISTRY
+
+    for name, entry in REGISTRY.items():
+        print(f"{name:12s} {entry.adapter}" + ("  (fetchable data)" if entry.fetch else ""))
+    return 0
+
+
+def cmd_benchmarks_fetch(args) -> int:
+    """Download a benchmark's full data set (only ever on request, never from a run) and verify its checksum."""
+    from evals.registry import fetcher
+
+    fetch = fetcher(args.name)
+    if fetch is None:
+        raise SystemExit(f"error: benchmark {args.name!r} has no data to fetch (its data is vendored or lives in "
+                         "its own venv)")
+    options = {k: v for k, v in {"url": args.url, "sha256": args.sha256}.items() if v}
+    print(fetch(args.dest, **options))
+    return 0
+
+
+def cmd_check_imports(args) -> int:
+    from .importcheck import check, default_roots
+
+    return check(args.roots or default_roots(), top_level_only=args.top_level, type_checking=args.type_checking)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -467,6 +472,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", required=True)
     p.add_argument("--model", help="a stage's metrics.json, a path or a hub id (default: the base model)")
     p.add_argument("--name", help="policy label in results")
+    p.add_argument("--stage", help="a per-stage run (rule eval_bench_stage): its MLflow run is eval_<bench>_<stage>")
     p.add_argument("--out", required=True, help="<experiment>/evals/<bench>.json")
     p.set_defaults(func=cmd_eval)
 
@@ -477,6 +483,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--training", nargs="*", default=[], help="stage=metrics.json")
     p.add_argument("--data", nargs="*", default=[], help="files whose checksums go into provenance")
     p.add_argument("--contamination", help="contamination.json (evals/contamination.py)")
+    p.add_argument("--stage-benchmarks", nargs="*", default=[],
+                   help="stage=<bench>.json: per-stage benchmark runs before the final stage (evaluation.per_stage)")
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_report)
 
@@ -532,8 +540,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out")
     p.set_defaults(func=cmd_config_schema)
 
+    bm = sub.add_parser("benchmarks", help="the public benchmarks of evals/registry.py (not `bench`)").add_subparsers(
+        dest="benchmarks_cmd", required=True)
+    p = bm.add_parser("list", help="registered benchmarks and their adapters")
+    p.set_defaults(func=cmd_benchmarks_list)
+    p = bm.add_parser("fetch", help="download a benchmark's full data set into DEST and verify its sha256 "
+                                    "(mcp_atlas: the 500-task release, then read through the adapter's data_dir)")
+    p.add_argument("name", choices=benchmark_names())
+    p.add_argument("dest", type=Path)
+    p.add_argument("--url", help="default: the adapter's pinned URL")
+    p.add_argument("--sha256", help="expected checksum (default: the adapter's pinned one)")
+    p.set_defaults(func=cmd_benchmarks_fetch)
+
+    chk = sub.add_parser("check", help="repository checks").add_subparsers(dest="check_cmd", required=True)
+    p = chk.add_parser("imports", help="fail when envfactory's and evals' packages import each other in a cycle "
+                                       "(envfactory/importcheck.py)")
+    p.add_argument("roots", nargs="*", type=Path, help="package folders (default: envfactory/ and evals/ of this "
+                                                       "installation)")
+    p.add_argument("--top-level", action="store_true",
+                   help="count only module-level imports (function-level ones count by default)")
+    p.add_argument("--type-checking", action="store_true",
+                   help="count imports under `if TYPE_CHECKING:` too (annotation-only; not counted by default)")
+    p.set_defaults(func=cmd_check_imports)
+
     p = sub.add_parser("bench", help="performance benchmarks (benchmarks/*.py)")
-    p.add_argument("name", choices=["env-latency", "sft-overhead", "dag-overhead"])
+    p.add_argument("name", choices=sorted(PERF_BENCHMARKS))
     p.add_argument("--json", action="store_true")
     p.add_argument("extra", nargs=argparse.REMAINDER)
     p.set_defaults(func=cmd_bench)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -70,22 +70,6 @@ class EnvGenConfig(_Strict):
     cache_dir: str | None = Field(None, description="response cache; default $ENVFACTORY_CACHE/llm or "
                                                     "~/.cache/envfactory/llm")
     cache_mode: Literal["use", "refresh", "replay", "off"] = "use"
-
-
-def known_envs(extra_dirs: list[str] = ()) -> dict[str, str]:
-    """name -> domain of the bundled catalog and of the packages in `extra_dirs` (their spec.json only: cheap,
-    nothing imported). Synthesized environments are not known before the envs stage."""
-    known = {}
-    from .catalog import catalog_packages
-    from .env.package import package_dirs
-
-    for spec in [p / "spec.json" for p in catalog_packages()] + [d / "spec.json" for d in package_dirs(extra_dirs)]:
-        try:
-            data = json.loads(spec.read_text())
-            known[data["name"]] = data.get("domain", "unknown")
-        except (OSError, ValueError, KeyError, TypeError):
-            continue  # a missing or broken package fails in the envs stage, with its own message
-    return known
 
 
 class DataConfig(_Strict):
@@ -151,6 +135,21 @@ class HeldoutEvalConfig(_Strict):
     max_new_tokens: int = Field(128, ge=8)
 
 
+EngineName = Literal["transformers", "llama_cpp", "vllm"]
+
+
+class GenerationSettings(_Strict):
+    """How every in-process model path generates (held-out evaluation, the benchmarks' policy endpoint, the local
+    provider): the engine (`envfactory/generation`) and how many episodes run at once."""
+    engine: EngineName | None = Field(
+        None, description="transformers (one request at a time), llama_cpp (GGUF export, KV cache kept across an "
+                          "episode's turns; CPU) or vllm (GPU, served); null = the model card's")
+    workers: int = Field(2, ge=1, description="llama_cpp contexts run in parallel (the CPU threads are split)")
+    concurrency: int = Field(4, ge=1, description="episodes in flight, each with its own sandboxes")
+    gpu_memory_utilization: float | None = Field(
+        None, gt=0, le=1, description="vLLM's share of GPU memory (serving, colocated GRPO); null = the card's")
+
+
 class TrainConfig(_Strict):
     model: str = Field("smollm2-135m", description="model card in envfactory/train/cards/ (its name names "
                                                    "results/<model>.json)")
@@ -170,6 +169,13 @@ class EvaluationConfig(_Strict):
     categories: dict[str, list[str]] = Field(
         default_factory=lambda: {"bfcl": ["simple", "multiple", "multi_turn_base"]},
         description="per benchmark; a benchmark not listed runs its adapter's default categories")
+    options: dict[BenchmarkName, dict[str, Any]] = Field(
+        default_factory=dict, description="per benchmark: the adapter's own settings, validated when it runs "
+                                          "(capability: limit, num_fewshot, metrics, ...; evals/capability)")
+    per_stage: list[BenchmarkName] = Field(
+        default_factory=lambda: ["capability"],
+        description="benchmarks (of `benchmarks`) also run on the base model and every trained stage, not only the "
+                    "final one; results/<model>.json gets each trained stage's delta against base")
     num_trials: int = Field(1, ge=1, description="trials per task (pass^k)")
     trial_temperature: float = Field(0.7, ge=0, description="the policy's sampling temperature in every trial, each "
                                                             "trial with its own seed (0 makes every trial the same "
@@ -184,6 +190,23 @@ class EvaluationConfig(_Strict):
     cache_dir: str | None = Field(None, description="LLM response cache for judge and user simulator")
     strict: bool = Field(False, description="malformed benchmark data rows fail the run; false = each is skipped "
                                             "and reported with its task id (metric skipped_rows)")
+
+    @field_validator("options")
+    @classmethod
+    def _adapter_options(cls, options: dict) -> dict:
+        """Each benchmark's options against its adapter's `options_model` (only those adapters are imported), so a
+        typo fails when the config is read, not in the evaluation after training."""
+        from evals.registry import get_benchmark
+
+        for name, opts in options.items():
+            model = getattr(get_benchmark(name), "options_model", None)
+            if model is None:
+                raise ValueError(f"benchmark {name} takes no options")
+            try:
+                model.model_validate(opts)
+            except ValueError as e:  # pydantic's ValidationError included: name the benchmark
+                raise ValueError(f"options of {name}: {e}") from None
+        return options
 
 
 class TrackingConfig(_Strict):
@@ -211,6 +234,7 @@ class ExperimentConfig(_Strict):
     data: DataConfig = Field(default_factory=DataConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+    generation: GenerationSettings = Field(default_factory=GenerationSettings)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     sweep: SweepMember | None = Field(None, description="set by sweep expansion: the sweep, variant and seed")
 
@@ -234,6 +258,8 @@ class ExperimentConfig(_Strict):
                                      "lora": card.lora, "deepspeed": deepspeed, "seed": self.seed})
         self.train.rl = _fill(rl, {"learning_rate": card.rl_learning_rate, "lora": card.lora,
                                    "deepspeed": deepspeed, "seed": self.seed})
+        self.generation = _fill(self.generation, {"engine": card.engine,
+                                                  "gpu_memory_utilization": card.gpu_memory_utilization})
         return self
 
     @model_validator(mode="after")
@@ -243,6 +269,8 @@ class ExperimentConfig(_Strict):
         With an EnvGen provider, unknown names may be synthesized ones: the envs stage checks them then."""
         if self.envgen.provider is not None:
             return self
+        from .env.package import known_envs
+
         known = known_envs(self.envs.extra_dirs)
         domains = sorted(set(known.values()))
         bad_envs = [n for n in self.data.heldout_envs if n not in known]

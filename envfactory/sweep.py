@@ -135,17 +135,4 @@ def load_sweeps(dirs: list[Path]) -> dict[str, tuple[SweepSpec, Path]]:
     return found
 
 
-def member_tags(cfg: ExperimentConfig) -> dict[str, str]:
-    """What a sweep point is, as MLflow tags: the axes users filter and group runs by."""
-    r = cfg.train.rl.reward
-    terms = r.enabled()
-    tags = {"envfactory.env_count": str(cfg.envs.count if cfg.envs.count is not None else "all"),
-            "envfactory.reward_terms": "+".join(terms) or "none", "envfactory.reward_tau": r.tau,
-            "envfactory.sampler": cfg.data.sampler, "envfactory.refine": str(cfg.data.refine).lower(),
-            "envfactory.stages": "+".join(cfg.train.stages) or "base", "envfactory.seed": str(cfg.seed)}
-    if cfg.sweep is not None:
-        tags |= {"envfactory.sweep": cfg.sweep.name, "envfactory.variant": cfg.sweep.variant}
-    return tags
-
-
-__all__ = ["SweepSpec", "SweepMember", "deep_merge", "expand_sweep", "load_sweeps", "member_tags", "point_name"]
+__all__ = ["SweepSpec", "SweepMember", "deep_merge", "expand_sweep", "load_sweeps", "point_name"]

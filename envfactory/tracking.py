@@ -118,9 +118,20 @@ def close_stale_runs(client, exp_id: str, match: dict[str, str], why: str) -> li
     return closed
 
 
-def _base_tags(cfg) -> dict[str, str]:
-    from .sweep import member_tags
+def member_tags(cfg) -> dict[str, str]:
+    """What a sweep point is, as MLflow tags: the axes users filter and group runs by."""
+    r = cfg.train.rl.reward
+    terms = r.enabled()
+    tags = {"envfactory.env_count": str(cfg.envs.count if cfg.envs.count is not None else "all"),
+            "envfactory.reward_terms": "+".join(terms) or "none", "envfactory.reward_tau": r.tau,
+            "envfactory.sampler": cfg.data.sampler, "envfactory.refine": str(cfg.data.refine).lower(),
+            "envfactory.stages": "+".join(cfg.train.stages) or "base", "envfactory.seed": str(cfg.seed)}
+    if cfg.sweep is not None:
+        tags |= {"envfactory.sweep": cfg.sweep.name, "envfactory.variant": cfg.sweep.variant}
+    return tags
 
+
+def _base_tags(cfg) -> dict[str, str]:
     return {"envfactory.experiment": cfg.experiment, "envfactory.config_hash": cfg.config_hash(),
             "envfactory.git_sha": git_sha(), **member_tags(cfg)}
 

@@ -1,1 +1,1 @@
-"""Benchmark adapters behind one registry (`evals.base.BENCHMARKS`), each writing a `BenchmarkResult`."""
+"""Benchmark adapters behind one registry (`evals.registry`), each writing a `BenchmarkResult`."""

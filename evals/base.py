@@ -12,9 +12,9 @@ from __future__ import annotations
 import hashlib
 import math
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from envfactory.llm.registry import ProviderConfig
 from envfactory.stats import SMOKE_N, mean_stderr  # noqa: F401 - re-exported for the adapters
@@ -31,6 +31,11 @@ class PolicySpec(BaseModel):
     temperature: float = Field(0.7, ge=0, description="sampling temperature of every trial "
                                                       "(evaluation.trial_temperature)")
     max_tokens: int = 512
+    base_model: str | None = Field(None, description="hub id the model was trained from (model card hub_id, e.g. "
+                                                     "Qwen/Qwen3-8B): lets a benchmark use its own handler for that "
+                                                     "model family")
+    chat_template: str | None = Field(None, description="template an in-process model formats tools with (model "
+                                                        "card chat_template), named in the labels it is scored under")
 
 
 class EvalContext(BaseModel):
@@ -41,6 +46,8 @@ class EvalContext(BaseModel):
     user_simulator: ProviderConfig | None = Field(None, description="user simulator endpoint (tau2, VitaBench)")
     limit: int | None = Field(None, description="tasks per category (subset size); None = all")
     categories: list[str] = Field(default_factory=list, description="empty = the adapter's defaults")
+    options: dict[str, Any] = Field(default_factory=dict, description="adapter-specific settings, validated by the "
+                                                                      "adapter (evaluation.options.<bench>)")
     num_trials: int = Field(1, ge=1, description="trials per task, for pass^k")
     max_turns: int = 12
     seed: int = 0
@@ -66,6 +73,18 @@ class CategoryScore(BaseModel):
         return out + ([f"smoke-sized n={self.n}"] if self.n < SMOKE_N else [])
 
 
+class Aggregate(BaseModel):
+    """A benchmark's own summary over several categories, by its own formula (beside our task-weighted `score`).
+    `score` is null, with the reason, when a category the formula needs was not run."""
+    score: float | None
+    n: int = Field(0, description="tasks behind it")
+    categories: list[str] = Field(default_factory=list, description="the categories it combines")
+    missing: list[str] = Field(default_factory=list, description="categories the formula needs that were not run")
+    formula: str = ""
+    label: str = Field("", description="qualifier, e.g. partial when it combines fewer categories than the benchmark")
+    reason: str = Field("", description="why null")
+
+
 class BenchmarkResult(BaseModel):
     schema_version: int = RESULT_SCHEMA_VERSION
     benchmark: str
@@ -78,11 +97,21 @@ class BenchmarkResult(BaseModel):
     data_checksum: str = ""
     judge_model: str | None = None
     user_sim_model: str | None = None
+    handler: str = Field("", description="how the benchmark's harness reached the policy (BFCL: its model handler)")
+    aggregates: dict[str, Aggregate] = Field(default_factory=dict, description="the benchmark's own summary numbers "
+                                                                               "(BFCL: overall, multi_turn, ...)")
     wall_s: float = 0.0
+
+    @model_validator(mode="after")
+    def _aggregate_names(self):
+        clash = set(self.aggregates) & {c.category for c in self.categories}
+        if clash:  # both become `<bench>.<key>` flat metrics
+            raise ValueError(f"aggregate names {sorted(clash)} are also category names")
+        return self
 
     @property
     def score(self) -> float | None:
-        """Task-weighted mean over categories."""
+        """Task-weighted mean over categories (ours; a benchmark's own formula is in `aggregates`)."""
         n = sum(c.n for c in self.categories)
         return sum(c.score * c.n for c in self.categories) / n if n else None
 

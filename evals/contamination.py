@@ -48,8 +48,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from envfactory.env.manifest import admitted_packages
 from envfactory.io import atomic_write_text
-from envfactory.querygen.sampling import admitted_packages
 
 from .isolated import venv_dir
 from .registry import contamination_loaders

@@ -20,12 +20,11 @@ Rows are validated before anything runs: a malformed row (broken JSON, a gold to
 `skipped_rows`, the reasons in the result's `reason`), or fails the run under `evaluation.strict`.
 
 Data: the 10-task sample vendored in `evals/data/mcp_atlas` by default; `ctx.data_dir` for the full
-500-task release, fetched explicitly with `python -m evals.mcp_atlas fetch DEST --sha256 HEX`.
+500-task release, fetched explicitly with `envfactory benchmarks fetch mcp_atlas DEST --sha256 HEX`.
 """
 
 from __future__ import annotations
 
-import argparse
 import ast
 import csv
 import hashlib
@@ -341,7 +340,7 @@ def resolve_data(data_dir: Path | None) -> tuple[Path, Path, Path]:
     tasks = next((p for p in candidates if p.is_file()), None)
     if tasks is None:
         raise FileNotFoundError(f"no MCP-Atlas task file in {root} (fetch the full set first: "
-                                f"python -m evals.mcp_atlas fetch {root} --sha256 HEX)")
+                                f"envfactory benchmarks fetch mcp_atlas {root} --sha256 HEX)")
     source = root / "source.json"
     if source.is_file():  # a fetched set: re-verify, so a truncated or edited file is never scored
         expected = json.loads(source.read_text()).get("sha256", "")
@@ -873,17 +872,3 @@ def _data_checksum(tasks_file: Path, files: Path, memory_seed: Path) -> str:
     parts = [dir_checksum(p) for p in (tasks_file, files, memory_seed) if p.exists()]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
-
-def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m evals.mcp_atlas", description=__doc__.split("\n")[0])
-    sub = p.add_subparsers(dest="cmd", required=True)
-    f = sub.add_parser("fetch", help="download the full task set into DEST and verify its sha256")
-    f.add_argument("dest", type=Path)
-    f.add_argument("--url", default=FULL_SET_URL)
-    f.add_argument("--sha256", default=FULL_SET_SHA256)
-    args = p.parse_args(argv)
-    print(fetch_full_set(args.dest, args.url, args.sha256))
-
-
-if __name__ == "__main__":
-    main()

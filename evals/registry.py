@@ -19,13 +19,17 @@ from typing import Any, NamedTuple
 class Entry(NamedTuple):
     adapter: str                    # "module:Class" with a `run(EvalContext) -> BenchmarkResult` method
     contamination: str | None = None  # "module:function" returning the benchmark's tools and data (BenchData)
+    fetch: str | None = None        # "module:function(dest, url=..., sha256=...) -> Path": data fetched on request
+                                    # (`envfactory benchmarks fetch NAME DEST`); None = nothing to fetch
 
 
 BUILTIN: dict[str, Entry] = {
     "bfcl": Entry("evals.bfcl:BFCL", "evals.contamination:load_bfcl"),
     "tau2": Entry("evals.tau2:Tau2", "evals.contamination:load_tau2"),
-    "mcp_atlas": Entry("evals.mcp_atlas:MCPAtlas", "evals.contamination:load_mcp_atlas"),
+    "mcp_atlas": Entry("evals.mcp_atlas:MCPAtlas", "evals.contamination:load_mcp_atlas",
+                       "evals.mcp_atlas:fetch_full_set"),
     "vitabench": Entry("evals.vitabench:VitaBench", "evals.contamination:load_vitabench"),
+    "capability": Entry("evals.capability:Capability", "evals.capability:load_contamination"),
 }
 ENV_VAR = "ENVFACTORY_BENCHMARKS"
 
@@ -64,6 +68,14 @@ def get_benchmark(name: str):
     cls = _resolve(REGISTRY[name].adapter)
     cls.name = name
     return cls()
+
+
+def fetcher(name: str):
+    """The benchmark's data fetcher (its module imported now), or None when it has nothing to fetch."""
+    if name not in REGISTRY:
+        raise ValueError(f"unknown benchmark {name!r}; registered: {benchmark_names()}")
+    ref = REGISTRY[name].fetch
+    return _resolve(ref) if ref else None
 
 
 def contamination_loaders() -> dict[str, Any]:

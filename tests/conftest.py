@@ -48,9 +48,9 @@ class Probe(Environment):
 def tiny_rl_data(tmp_path_factory):
     """(packages, rl.parquet) of a two-environment default pipeline (cinema_tickets held out)."""
     from envfactory.config import ExperimentConfig
-    from envfactory.env.manifest import build_manifest
+    from envfactory.env.manifest import admitted_packages, build_manifest
+    from envfactory.graph.stage import run_graph_stage
     from envfactory.querygen import sampling, stages
-    from envfactory.querygen.sampling import admitted_packages
 
     root = tmp_path_factory.mktemp("eval")
     cfg = ExperimentConfig.model_validate({
@@ -61,7 +61,7 @@ def tiny_rl_data(tmp_path_factory):
     manifest = root / "envs" / "manifest.json"
     build_manifest(cfg, manifest, log=lambda _: None)
     d = root / "data"
-    sampling.run_graph_stage(cfg, manifest, root / "graph.json")
+    run_graph_stage(cfg, manifest, root / "graph.json")
     sampling.run_sample_stage(cfg, manifest, root / "graph.json", d / "chains.parquet", log=lambda _: None)
     stages.run_queries_stage(cfg, manifest, d / "chains.parquet", d / "queries.parquet", log=lambda _: None)
     stages.run_rollouts_stage(cfg, manifest, d / "chains.parquet", d / "queries.parquet", d / "trajectories.parquet",

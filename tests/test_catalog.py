@@ -8,7 +8,7 @@ from collections import Counter
 import pytest
 
 from envfactory.catalog import catalog_packages
-from envfactory.catalog.check import render_spec
+from envfactory.env.catalog_check import render_spec
 from envfactory.env.package import EnvPackage
 from envfactory.env.verify import verify_package
 

@@ -31,3 +31,27 @@ def test_console_script_runs():
     proc = subprocess.run([sys.executable, "-m", "envfactory", "envs", "list", "--no-verify"],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and "hotel_reservations" in proc.stdout
+
+
+def test_benchmarks_fetch_downloads_verifies_and_refuses_what_has_nothing_to_fetch(tmp_path, capsys):
+    """`envfactory benchmarks fetch NAME DEST` (formerly `python -m evals.mcp_atlas fetch`): the registry names
+    the fetcher; a checksum mismatch fails and leaves no file."""
+    import hashlib
+
+    import pytest
+
+    src = tmp_path / "tasks.csv"
+    src.write_text("TASK,PROMPT\nt1,hello\n")
+    digest = hashlib.sha256(src.read_bytes()).hexdigest()
+    dest = tmp_path / "full"
+    assert main(["benchmarks", "fetch", "mcp_atlas", str(dest), "--url", src.as_uri(), "--sha256", digest]) == 0
+    assert (dest / "tasks.csv").read_bytes() == src.read_bytes()
+    assert json.loads((dest / "source.json").read_text())["sha256"] == digest
+    with pytest.raises(ValueError, match="checksum mismatch"):
+        main(["benchmarks", "fetch", "mcp_atlas", str(tmp_path / "bad"), "--url", src.as_uri(), "--sha256", "0" * 64])
+    assert not list((tmp_path / "bad").glob("tasks.*"))
+    with pytest.raises(SystemExit, match="no data to fetch"):
+        main(["benchmarks", "fetch", "vitabench", str(tmp_path / "v")])
+    capsys.readouterr()
+    assert main(["benchmarks", "list"]) == 0
+    assert "mcp_atlas" in capsys.readouterr().out

@@ -101,14 +101,20 @@ def test_dag_reaches_the_headline_results(tmp_path):
     from evals.report import ModelResults
 
     res = ModelResults.model_validate_json((tmp_path / "results" / "smollm2-135m.json").read_text())
-    assert set(res.benchmarks) == {"bfcl", "tau2", "mcp_atlas", "vitabench"}
+    page = (tmp_path / "results" / "headline" / "report.html").read_text()  # the page comes with the headline
+    assert page.count("data:image/png;base64,") == 3 and "GRPO reward" in page
+    assert set(res.benchmarks) == {"bfcl", "tau2", "mcp_atlas", "vitabench", "capability"}
     for name, b in res.benchmarks.items():
         assert b.status == "scored" or b.reason, name  # unavailable always says why
     assert res.benchmarks["bfcl"].status == "scored" and res.benchmarks["vitabench"].status == "scored"
     assert res.benchmarks["tau2"].status == "unavailable" and "user simulator" in res.benchmarks["tau2"].reason
     assert res.benchmarks["mcp_atlas"].status == "unavailable" and "judge" in res.benchmarks["mcp_atlas"].reason
     assert set(res.heldout) == {"base", "sft", "rl"} and res.final_stage == "rl"
-    assert set(res.contamination) == {"bfcl", "tau2", "mcp_atlas", "vitabench"}
+    assert set(res.contamination) == {"bfcl", "tau2", "mcp_atlas", "vitabench", "capability"}
+    cap = res.per_stage["capability"]  # lm-eval's smoke task on every stage, deltas against base
+    assert list(cap.stages) == ["base", "sft", "rl"] and all(r.status == "scored" for r in cap.stages.values())
+    assert [r.policy for r in cap.stages.values()] == ["smollm2-135m-base", "smollm2-135m-sft", "smollm2-135m-rl"]
+    assert set(cap.deltas) == {"sft", "rl"} and all(d.delta is not None for d in cap.deltas.values())
     assert res.contamination["vitabench"]["checked"] is True
     assert res.training["rl"]["steps"] == 1 and res.training["sft"]["steps"] == 1
     assert re.fullmatch(r"[0-9a-f]{40}", res.provenance.git_sha) and res.provenance.data_checksums
@@ -118,7 +124,8 @@ def test_dag_reaches_the_headline_results(tmp_path):
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{db}")
     runs = client.search_runs([client.get_experiment_by_name("headline").experiment_id])
     rules = {r.data.tags.get("envfactory.rule"): r for r in runs if r.data.tags.get("envfactory.kind") == "rule"}
-    assert {"sft", "rl", "eval_envs_base", "eval_envs_sft", "eval_envs_rl", "eval_bfcl"} <= set(rules)
+    assert {"sft", "rl", "eval_envs_base", "eval_envs_sft", "eval_envs_rl", "eval_bfcl", "eval_capability",
+            "eval_capability_base", "eval_capability_sft"} <= set(rules)
     assert "reward" in rules["rl"].data.metrics and "kl" in rules["rl"].data.metrics
     assert "reward_state" in rules["rl"].data.metrics and "loss" in rules["sft"].data.metrics
 

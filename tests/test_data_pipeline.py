@@ -9,10 +9,11 @@ from collections import Counter
 import pytest
 
 from envfactory.config import ExperimentConfig
-from envfactory.env.manifest import build_manifest
+from envfactory.env.manifest import admitted_packages, build_manifest
+from envfactory.graph.stage import run_graph_stage
 from envfactory.querygen import sampling, stages
 from envfactory.querygen.query import determines, make_query
-from envfactory.querygen.sampling import admitted_packages, read_chains
+from envfactory.querygen.sampling import read_chains
 
 pytestmark = pytest.mark.slow
 
@@ -25,7 +26,7 @@ def pipeline(tmp_path_factory):
     manifest = root / "envs" / "manifest.json"
     build_manifest(cfg, manifest, log=lambda _: None)
     d = root / "data"
-    graph = sampling.run_graph_stage(cfg, manifest, root / "graph" / "graph.json")
+    graph = run_graph_stage(cfg, manifest, root / "graph" / "graph.json")
     sample = sampling.run_sample_stage(cfg, manifest, root / "graph" / "graph.json", d / "chains.parquet",
                                        log=lambda _: None)
     queries = stages.run_queries_stage(cfg, manifest, d / "chains.parquet", d / "queries.parquet", log=lambda _: None)

@@ -32,7 +32,7 @@ from tests.conftest import make_package
 from tests.test_dag import TINY_TRAINING, _snakemake
 
 EXP = "faults"
-BENCHES = ("bfcl", "tau2", "mcp_atlas", "vitabench")
+BENCHES = ("bfcl", "tau2", "mcp_atlas", "vitabench", "capability")
 # (rule, fault point, declared outputs under results/, MLflow rule run of the killed job or None)
 STAGES = [
     ("resolved_config", f"write:{EXP}/config.json", [f"{EXP}/config.json"], None),  # a `run:` rule
@@ -48,8 +48,11 @@ STAGES = [
     ("eval_envs", "write:eval_envs/base.json", [f"{EXP}/train/eval_envs/{s}.json" for s in ("base", "sft", "rl")],
      "eval_envs_base"),
     ("eval_bench", "write:evals/bfcl.json", [f"{EXP}/evals/{b}.json" for b in BENCHES], "eval_bfcl"),
+    ("eval_bench_stage", "write:evals/stages/base/capability.json",  # capability on base and sft (per_stage)
+     [f"{EXP}/evals/stages/{s}/capability.json" for s in ("base", "sft")], "eval_capability_base"),
     ("contamination", "write:evals/contamination.json", [f"{EXP}/evals/contamination.json"], None),
     ("report", f"write:{EXP}/results.json", [f"{EXP}/results.json"], None),
+    ("experiment_report", f"write:{EXP}/report.html", [f"{EXP}/report.html"], None),  # plots written, page not
     ("headline", "write:results/smollm2-135m.json", ["smollm2-135m.json"], None),  # a `run:` rule
 ]
 MODELS = [f"{EXP}/train/{s}/model/model.safetensors" for s in ("sft", "rl")]

@@ -10,8 +10,8 @@ from envfactory.env.package import EnvPackage
 from envfactory.graph.build import build_graph, load_graph, producers, save_graph
 from envfactory.graph.fields import output_fields, value_pools
 from envfactory.graph.sampler import RandomWalkSampler, SamplerConfig, TopologySampler, ValueSource
+from envfactory.graph.stage import unfillable_params
 from envfactory.querygen.execute import ChainExecutor, ExecutedChain
-from envfactory.querygen.sampling import unfillable_params
 
 PACKAGES = {EnvPackage(p).name: EnvPackage(p) for p in catalog_packages()}
 

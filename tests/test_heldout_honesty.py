@@ -19,13 +19,14 @@ from pydantic import ValidationError
 
 from envfactory.catalog import CATALOG_DIR
 from envfactory.config import ExperimentConfig
-from envfactory.env.manifest import build_manifest
+from envfactory.env.manifest import admitted_packages, build_manifest
 from envfactory.env.package import EnvPackage
+from envfactory.graph.stage import run_graph_stage
 from envfactory.querygen import sampling, stages
 from envfactory.querygen.execute import ExecutedChain, GoldCall
 from envfactory.querygen.query import determines
 from envfactory.querygen.rollouts import _final_message
-from envfactory.querygen.sampling import admitted_packages, read_chains
+from envfactory.querygen.sampling import read_chains
 from envfactory.train.rows import MIN_DISTRACTORS, called_tools, row_rng, select_tools
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,7 +51,7 @@ def _run_data(cfg: ExperimentConfig, root: Path, envgen_dir: Path | None = None)
     manifest = root / "envs" / "manifest.json"
     m = build_manifest(cfg, manifest, envgen_dir, **QUIET)
     d = root / "data"
-    sampling.run_graph_stage(cfg, manifest, root / "graph" / "graph.json")
+    run_graph_stage(cfg, manifest, root / "graph" / "graph.json")
     sampling.run_sample_stage(cfg, manifest, root / "graph" / "graph.json", d / "chains.parquet", **QUIET)
     stages.run_queries_stage(cfg, manifest, d / "chains.parquet", d / "queries.parquet", **QUIET)
     stages.run_rollouts_stage(cfg, manifest, d / "chains.parquet", d / "queries.parquet", d / "trajectories.parquet",

@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 
 from envfactory.cli import main
-from envfactory.config import ExperimentConfig, known_envs
+from envfactory.config import ExperimentConfig
 from envfactory.env.cases import CaseSet
 from envfactory.env.importer.static import analyze_module
 from envfactory.env.manifest import build_manifest
-from envfactory.env.package import EnvPackage
+from envfactory.env.package import EnvPackage, known_envs
 from envfactory.env.sandbox import SandboxedEnv
 from envfactory.env.verify import verify_package
 

@@ -8,12 +8,12 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
-from envfactory.agent.toolcall import parse_tool_calls, render_tool_call
 from envfactory.llm import CacheMiss, ChatRequest, LLMClient, Message, ProviderConfig, make_provider
 from envfactory.llm.cache import cache_key
 from envfactory.llm.providers._common import LLMConfigError
 from envfactory.llm.providers.anthropic_provider import to_anthropic
 from envfactory.llm.providers.scripted import ScriptedProvider
+from envfactory.llm.toolcall import parse_tool_calls, render_tool_call
 
 TOOLS = [{"type": "function", "function": {"name": "get_order", "description": "Get an order",
                                            "parameters": {"type": "object",

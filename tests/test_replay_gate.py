@@ -12,11 +12,11 @@ import pytest
 
 from envfactory.cli import main
 from envfactory.config import ExperimentConfig
-from envfactory.env.manifest import build_manifest
+from envfactory.env.manifest import admitted_packages, build_manifest
+from envfactory.graph.stage import run_graph_stage
 from envfactory.querygen import sampling, stages
 from envfactory.querygen.datasets import RL_SCHEMA, SFT_SCHEMA
 from envfactory.querygen.replay import ReplayGateError, replay_tables
-from envfactory.querygen.sampling import admitted_packages
 
 QUIET = {"log": lambda _: None}
 
@@ -27,7 +27,7 @@ def _upstream(root: Path, cfg: dict) -> dict:
     manifest = root / "envs" / "manifest.json"
     build_manifest(cfg, manifest, **QUIET)
     d = root / "data"
-    sampling.run_graph_stage(cfg, manifest, root / "graph" / "graph.json")
+    run_graph_stage(cfg, manifest, root / "graph" / "graph.json")
     sampling.run_sample_stage(cfg, manifest, root / "graph" / "graph.json", d / "chains.parquet", **QUIET)
     stages.run_queries_stage(cfg, manifest, d / "chains.parquet", d / "queries.parquet", **QUIET)
     stages.run_rollouts_stage(cfg, manifest, d / "chains.parquet", d / "queries.parquet", d / "trajectories.parquet",

@@ -102,7 +102,7 @@ def test_a_term_registered_in_one_place_reaches_reward_logs_and_sweep_tags(monke
     from types import SimpleNamespace
 
     from envfactory.config import ExperimentConfig
-    from envfactory.sweep import member_tags
+    from envfactory.tracking import member_tags
     from envfactory.train import rewards
     from envfactory.train.rl import make_reward_fn
 

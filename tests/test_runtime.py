@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from envfactory.catalog.check import load_class
 from envfactory.env.cases import Case, CaseSet, run_case, run_cases
+from envfactory.env.catalog_check import load_class
 from envfactory.env.package import EnvPackage
 from envfactory.env.runtime import EnvRuntime
 from envfactory.env.spec import spec_from_class

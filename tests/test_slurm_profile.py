@@ -42,7 +42,11 @@ def test_paper_scale_dry_run_on_slurm(tmp_path):
     assert sft["gpu"] == "8" and sft["slurm_partition"] == "gpu" and int(sft["mem_mb"]) >= 400000
     assert "accelerate.commands.launch --num_processes 8 -m envfactory train sft" in jobs["sft"][0]
     assert _resources(jobs["rl"][0])["gpu"] == "8"
-    assert len(jobs["eval_bench"]) == 4 and all(_resources(b)["gpu"] == "1" for b in jobs["eval_bench"])
+    assert len(jobs["eval_bench"]) == 5 and all(_resources(b)["gpu"] == "1" for b in jobs["eval_bench"])
+    # capability (lm-eval) also on the base and SFT models, for the deltas against base
+    assert len(jobs["eval_bench_stage"]) == 2 and all(_resources(b)["gpu"] == "1" and
+                                                      _resources(b)["slurm_partition"] == "gpu"
+                                                      for b in jobs["eval_bench_stage"])
     assert _resources(jobs["report"][0])["slurm_partition"] == "cpu"
     assert "results/paper_qwen3_8b/config.json" in out  # the paper experiment, not the CPU default
 

@@ -13,7 +13,8 @@ import yaml
 from browser import chromium_command, parse_dom, png_info
 from envfactory.config import ExperimentConfig
 from envfactory.env.manifest import training_subset
-from envfactory.sweep import SweepSpec, deep_merge, expand_sweep, load_sweeps, member_tags
+from envfactory.sweep import SweepSpec, deep_merge, expand_sweep, load_sweeps
+from envfactory.tracking import member_tags
 from evals.report import PaperNumber
 
 ROOT = Path(__file__).resolve().parents[1]

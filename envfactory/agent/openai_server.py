@@ -69,6 +69,17 @@ def response_to_openai(resp, model: str) -> dict:
                       "total_tokens": resp.usage.total}}
 
 
+def apply_stop(resp, stop):
+    """OpenAI's `stop`: the content ends before the first occurrence of any stop string. The provider layer has no
+    stop parameter, so the server cuts what the model generated (the same text a server that stopped would send;
+    lm-eval's generative tasks rely on it, e.g. `until: ["\\n"]`)."""
+    stops = [stop] if isinstance(stop, str) else [s for s in stop or [] if isinstance(s, str)]
+    hits = [i for i in (resp.content.find(s) for s in stops if s) if i >= 0] if resp.content else []
+    if not hits:
+        return resp
+    return resp.model_copy(update={"content": resp.content[:min(hits)], "finish_reason": "stop"})
+
+
 def build_app(client: LLMClient, served_name: str) -> Starlette:
     async def completions(request: Request):
         body = await request.json()
@@ -76,6 +87,7 @@ def build_app(client: LLMClient, served_name: str) -> Starlette:
         import anyio
 
         resp = await anyio.to_thread.run_sync(client.chat, req)  # generation blocks; keep the loop free
+        resp = apply_stop(resp, body.get("stop"))
         return JSONResponse(response_to_openai(resp, body.get("model") or served_name))
 
     async def models(request: Request):

@@ -22,16 +22,19 @@ import shutil
 import tempfile
 from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field
 
 from .. import faults
 from ..catalog import CATALOG_DIR, catalog_packages
-from ..config import ExperimentConfig, known_envs
 from ..io import atomic_write_json
-from .package import EnvPackage, package_dirs
+from .package import EnvPackage, known_envs, package_dirs
 from .spec import EnvSpec
 from .verify import VerifyReport, cached_verify
+
+if TYPE_CHECKING:  # the stage reads the config it is given; `envfactory.config` imports this package's limits
+    from ..config import ExperimentConfig
 
 
 class ManifestEntry(BaseModel):
@@ -271,3 +274,20 @@ def build_manifest(cfg: ExperimentConfig, manifest_path: Path, envgen_dir: Path 
                         excluded_similar=excluded, similar_catalog=similar_catalog)
     atomic_write_json(manifest_path, manifest.model_dump(mode="json"))
     return manifest
+
+
+def log_envs_run(run, cfg: ExperimentConfig, manifest: Manifest, out: Path) -> None:
+    """The `envs` stage's MLflow record (`run`: a `tracking.RuleRun`)."""
+    total = len(manifest.envs) + len(manifest.rejected)
+    run.params({"experiment": cfg.experiment, "catalog": cfg.envs.catalog, "extra_dirs": len(cfg.envs.extra_dirs)})
+    run.metrics({"env_count": len(manifest.envs), "rejected_count": len(manifest.rejected),
+                 "tool_count": sum(e.n_tools for e in manifest.envs), "domain_count": len(manifest.domains),
+                 "pass_rate": len(manifest.envs) / total if total else 0.0})
+    run.metrics({"synthesized_count": manifest.sources.get("synthesized", 0)})
+    run.artifact(out)
+
+
+def admitted_packages(manifest_path: Path) -> dict[str, EnvPackage]:
+    """name -> package of every environment a manifest admitted (the later stages' view of the `envs` stage)."""
+    manifest = json.loads(manifest_path.read_text())
+    return {e["name"]: EnvPackage(manifest_path.parent / e["path"]) for e in manifest["envs"]}

@@ -75,6 +75,21 @@ def package_dirs(paths) -> list[Path]:
     return out
 
 
+def known_envs(extra_dirs: list[str] = ()) -> dict[str, str]:
+    """name -> domain of the bundled catalog and of the packages in `extra_dirs` (their spec.json only: cheap,
+    nothing imported). Synthesized environments are not known before the envs stage."""
+    from ..catalog import catalog_packages
+
+    known = {}
+    for spec in [p / SPEC_FILE for p in catalog_packages()] + [d / SPEC_FILE for d in package_dirs(extra_dirs)]:
+        try:
+            data = json.loads(spec.read_text())
+            known[data["name"]] = data.get("domain", "unknown")
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # a missing or broken package fails in the envs stage, with its own message
+    return known
+
+
 def import_env_class(package: EnvPackage):
     """Import `env.py` and return the class named by the spec. Runs untrusted code: sandbox only."""
     mod_name = f"envfactory_env_{package.name}_{abs(hash(str(package.root)))}"

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ..config import ExperimentConfig
 from ..io import atomic_write_json, cache_root
 from ..llm import LLMClient
 from .outputs import SynthesisReport
 from .pipeline import run_synthesis
+
+if TYPE_CHECKING:  # the stage reads the config it is given; no run-time dependency on `envfactory.config`
+    from ..config import ExperimentConfig
 
 DOC_SUFFIXES = {".md", ".txt", ".json", ".yaml", ".yml", ".rst"}
 SKIP_REASON = ("no LLM provider configured (envgen.provider is null): synthesis skipped; "
@@ -50,3 +53,18 @@ def run_envgen_stage(cfg: ExperimentConfig, out_dir: Path, client: LLMClient | N
     (out_dir / "envs").mkdir(parents=True, exist_ok=True)
     atomic_write_json(out_dir / "report.json", report.model_dump(mode="json"))
     return report
+
+
+def log_envgen_run(run, report: SynthesisReport, cache_mode: str, out_dir: Path) -> None:
+    """The `envgen` stage's MLflow record (`run`: a `tracking.RuleRun`); counts only when synthesis ran."""
+    run.params({"provider": report.provider or "none", "model": report.model or "none",
+                "status": report.status, "cache_mode": cache_mode})
+    if report.status == "ran":
+        rounds = [e["revision_rounds"] for e in report.envs.values()]
+        run.metrics({"proposed": report.proposed, "verified": report.verified, "rejected": report.rejected,
+                     "tokens": report.tokens, "cost_usd": report.cost_usd, "llm_calls": report.calls,
+                     "cached_calls": report.cached_calls, "wall_seconds": report.wall_seconds,
+                     "mean_revision_rounds": sum(rounds) / len(rounds) if rounds else 0.0,
+                     **({"tokens_per_verified_env": report.tokens_per_verified_env}
+                        if report.tokens_per_verified_env is not None else {})})
+    run.artifact(out_dir / "report.json")

@@ -65,6 +65,10 @@ class ProviderConfig(BaseModel):
     name: str = Field(description="registered provider: openai | anthropic | local | scripted")
     model: str = Field("", description="model id for the provider")
     base_url: str | None = Field(None, description="OpenAI-compatible endpoint (vLLM, SGLang, a local server)")
+    engine: Literal["vllm", "sglang"] | None = Field(
+        None, description="the server behind base_url when it is vLLM or SGLang (stated, never guessed from the URL): "
+                          "lets a benchmark use its own handler for the model, e.g. BFCL's Qwen FC handler; "
+                          "null = any OpenAI-compatible API")
     api_key_env: str | None = Field(None, description="environment variable holding the API key")
     timeout_s: float = 120.0
     max_retries: int = 5

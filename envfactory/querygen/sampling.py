@@ -1,4 +1,4 @@
-"""Stages `graph` and `sample`: the tool graph of the admitted environments, then gold-verified chains."""
+"""Stage `sample`: gold-verified chains over the tool graph (the graph itself is `graph/stage.py`)."""
 
 from __future__ import annotations
 
@@ -7,53 +7,25 @@ import random
 import time
 from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import networkx as nx
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..config import ExperimentConfig
+from ..env.manifest import admitted_packages
 from ..env.package import EnvPackage
-from ..graph.build import ParamInfo, build_graph, load_graph, producers, save_graph
+from ..graph.build import load_graph
 from ..graph.fields import value_pools
 from ..graph.sampler import Chain, RandomWalkSampler, SamplerConfig, TopologySampler, ValueSource
 from ..io import atomic_path, atomic_write_json
 from .execute import ChainExecutor, ExecutedChain
 
+if TYPE_CHECKING:  # the stage reads the config it is given; no run-time dependency on `envfactory.config`
+    from ..config import ExperimentConfig
+
 CHAIN_COLUMNS = ["chain_id", "sampler", "target", "envs", "scenarios", "length", "calls", "final_state_hash",
                  "state_diff"]
-
-
-def admitted_packages(manifest_path: Path) -> dict[str, EnvPackage]:
-    manifest = json.loads(manifest_path.read_text())
-    return {e["name"]: EnvPackage(manifest_path.parent / e["path"]) for e in manifest["envs"]}
-
-
-def unfillable_params(g: nx.DiGraph, values: dict[tuple[str, str], ValueSource]) -> list[dict]:
-    """Required inputs that no scenario value and no tool output can supply."""
-    out = []
-    for node, data in g.nodes(data=True):
-        for p in map(ParamInfo.model_validate, data["params"]):
-            if not p.required or p.enum or p.type == "boolean":
-                continue
-            user = any(v.pool_for(p) for (env, _), v in values.items() if env == data["env"])
-            if not user and not producers(g, node, p.name):
-                out.append({"tool": node, "param": p.name, "type": p.type})
-    return out
-
-
-def run_graph_stage(cfg: ExperimentConfig, manifest_path: Path, out_path: Path) -> dict:
-    packages = admitted_packages(manifest_path)
-    g = build_graph([p.spec for p in packages.values()], cross_env=cfg.data.max_envs > 1)
-    save_graph(g, out_path)
-    values = {(n, s): ValueSource(value_pools(p.scenario(s))) for n, p in packages.items() for s in p.scenario_ids()}
-    unfillable = unfillable_params(g, values)
-    within = sum(1 for *_, d in g.edges(data=True) if not d["cross_env"])
-    report = {"nodes": g.number_of_nodes(), "edges": g.number_of_edges(), "edges_within_env": within,
-              "edges_cross_env": g.number_of_edges() - within, "unfillable_params": unfillable,
-              "tools_without_inputs_from_tools": sum(1 for n in g if g.in_degree(n) == 0)}
-    atomic_write_json(out_path.with_name("graph_report.json"), report)
-    return report
 
 
 def _chains_table(chains: list[ExecutedChain]) -> pa.Table:
@@ -184,3 +156,14 @@ def run_sample_stage(cfg: ExperimentConfig, manifest_path: Path, graph_path: Pat
     log(f"[sample] {len(chains)} unique verified chains, coverage {report['tool_coverage']:.1%}, "
         f"lengths {report['length_histogram']}, success {report['success_rate']:.1%}")
     return report
+
+
+def log_sample_run(run, cfg: ExperimentConfig, report: dict, out_path: Path) -> None:
+    """The `sample` stage's MLflow record (`run`: a `tracking.RuleRun`)."""
+    run.params({"sampler": cfg.data.sampler, "max_depth": cfg.data.max_depth, "max_envs": cfg.data.max_envs})
+    run.metrics({"chains": report["chains"], "tool_coverage": report["tool_coverage"],
+                 "sample_success_rate": report["success_rate"],
+                 **{f"chain_len_{k}": v for k, v in report["length_histogram"].items()},
+                 **{f"{name}_{key}": val for name, r in report.get("comparison", {}).items()
+                    for key, val in r.items()}})
+    run.artifact(out_path.with_name("sample_report.json"))

@@ -1,4 +1,5 @@
-"""Stages `queries`, `rollouts` and `datasets` (graph and sample live in `sampling.py`)."""
+"""Stages `queries`, `rollouts` and `datasets` (graph: `graph/stage.py`, sample: `sampling.py`), each with the
+function that records it in MLflow (`log_*_run`)."""
 
 from __future__ import annotations
 
@@ -6,21 +7,25 @@ import json
 import random
 from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .. import faults
-from ..config import ExperimentConfig
+from ..env.manifest import admitted_packages
 from ..envgen.stage import llm_cache_dir
 from ..io import atomic_write_json
 from ..llm import LLMClient
 from .datasets import rl_table, sft_table, split_of
 from .query import make_query
 from .records import QueryRecord, TrajectoryRecord
-from .replay import ReplayGateError, gate_message, replay_tables
+from .replay import ReplayGateError, gate_message, replay_metrics, replay_tables
 from .rollouts import gold_trajectory, teacher_trajectory
-from .sampling import admitted_packages, read_chains, write_parquet
+from .sampling import read_chains, write_parquet
+
+if TYPE_CHECKING:  # the stages read the config they are given; no run-time dependency on `envfactory.config`
+    from ..config import ExperimentConfig
 
 
 def _client(cfg: ExperimentConfig, provider) -> LLMClient | None:
@@ -128,3 +133,31 @@ def run_datasets_stage(cfg: ExperimentConfig, manifest: Path, chains_path: Path,
     atomic_write_json(out_dir / "datasets_report.json", report)
     log(f"[datasets] sft {report['sft_splits']}, rl {report['rl_splits']}")
     return report
+
+
+def log_queries_run(run, cfg: ExperimentConfig, report: dict, out: Path) -> None:
+    """The `queries` stage's MLflow record (`run`: a `tracking.RuleRun`)."""
+    run.params({"refiner": report["refiner"], "refine": cfg.data.refine})
+    run.metrics({"queries": report["queries"], "refinement_rejection_rate": report["refinement_rejection_rate"],
+                 **{f"ambiguity_{k}": v for k, v in report["ambiguity_histogram"].items()}})
+    run.artifact(out.with_name("queries_report.json"))
+
+
+def log_rollouts_run(run, report: dict, out: Path) -> None:
+    """The `rollouts` stage's MLflow record: every numeric entry of its report."""
+    run.metrics({k: v for k, v in report.items() if isinstance(v, (int, float)) and v is not None})
+    run.artifact(out.with_name("rollouts_report.json"))
+
+
+def log_datasets_run(run, report: dict | None, out_dir: Path, replay: dict | None = None) -> None:
+    """The `datasets` stage's MLflow record. When the replay gate failed (`report` None, `replay` the
+    `ReplayGateError`'s report) no dataset was written, but the replay rates and failures still reach MLflow."""
+    if report is None:
+        run.metrics(replay_metrics(replay))
+    else:
+        run.metrics({"sft_rows": report["sft_rows"], "rl_rows": report["rl_rows"], **replay_metrics(report),
+                     **{f"sft_{k}": v for k, v in report["sft_splits"].items()},
+                     **{f"rl_{k}": v for k, v in report["rl_splits"].items()}})
+    run.artifact(out_dir / "replay_report.json")
+    if report is not None:
+        run.artifact(out_dir / "datasets_report.json")

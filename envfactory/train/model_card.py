@@ -30,6 +30,9 @@ class ModelCard(BaseModel):
     sft_learning_rate: float = 1e-5
     rl_learning_rate: float = 1e-6
     lora: bool = False
+    engine: Literal["transformers", "llama_cpp", "vllm"] = Field(
+        "transformers", description="generation engine for evaluation and the local provider (envfactory/generation)")
+    gpu_memory_utilization: float = Field(0.9, gt=0, le=1, description="vLLM's share of GPU memory")
     experiment: list[str] = Field(
         default_factory=lambda: ["config/config.yaml"],
         description="config files (relative to the workflow, merged in order over config/config.yaml) of the "

@@ -8,6 +8,7 @@ dicts (the same text SFT and evaluation show the model), not re-derived from the
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 from collections import defaultdict
@@ -24,9 +25,10 @@ from .settings import RLSettings
 from .sft import deepspeed_file
 
 
-def rl_arguments(settings: RLSettings, out_dir: Path, gpu: bool, bf16: bool, world_size: int = 1) -> dict:
+def rl_arguments(settings: RLSettings, out_dir: Path, gpu: bool, bf16: bool, world_size: int = 1,
+                 engine: str | None = None, gpu_memory_utilization: float | None = None) -> dict:
     """GRPOConfig keyword arguments: the paper's batch shape (generation batch, mini-batch, micro-batch) in
-    TRL's terms; tested without a GPU by passing gpu."""
+    TRL's terms, and vLLM rollouts on GPUs when the engine is vllm; tested without a GPU by passing gpu."""
     g = settings.num_generations
     generation = settings.prompts_per_step * g
     mini = (settings.mini_batch_prompts or settings.prompts_per_step) * g
@@ -44,7 +46,18 @@ def rl_arguments(settings: RLSettings, out_dir: Path, gpu: bool, bf16: bool, wor
                 temperature=settings.temperature, logging_steps=1,
                 save_steps=max(1, steps // 2) if steps else 100, save_total_limit=1, report_to=[],
                 seed=settings.seed, use_cpu=not gpu, deepspeed=deepspeed_file(settings.deepspeed, gpu),
-                bf16=gpu and bf16, gradient_checkpointing=gpu, dataloader_num_workers=0)
+                bf16=gpu and bf16, gradient_checkpointing=gpu, dataloader_num_workers=0,
+                **vllm_arguments(settings, gpu, engine, gpu_memory_utilization))
+
+
+def vllm_arguments(settings: RLSettings, gpu: bool, engine: str | None, gpu_memory_utilization: float | None) -> dict:
+    """TRL's vLLM rollout settings: only on a GPU with engine vllm (on CPU, TRL generates with transformers)."""
+    if not (gpu and engine == "vllm"):
+        return {}
+    args = {"use_vllm": True, "vllm_mode": settings.vllm_mode}
+    if settings.vllm_mode == "colocate" and gpu_memory_utilization:
+        args["vllm_gpu_memory_utilization"] = gpu_memory_utilization
+    return args
 
 
 def task_rows(rl_path: Path, split: str = "train", limit: int | None = None) -> list[dict]:
@@ -88,7 +101,8 @@ def make_reward_fn(cfg: RewardConfig):
 
 
 def run_rl(settings: RLSettings, model_path: str, view: TrainView, rl_path: Path, packages: dict[str, EnvPackage],
-           out_dir: Path, sandbox=None, log=print) -> dict:
+           out_dir: Path, sandbox=None, log=print, generation=None) -> dict:
+    """`generation` (GenerationSettings): engine vllm on a GPU makes TRL roll out with vLLM."""
     import datasets
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -119,8 +133,14 @@ def run_rl(settings: RLSettings, model_path: str, view: TrainView, rl_path: Path
     dataset = datasets.Dataset.from_list(records)
 
     gpu = torch.cuda.is_available()
+    engine = generation.engine if generation is not None else None
+    if gpu and engine == "vllm" and importlib.util.find_spec("vllm") is None:
+        raise RuntimeError("engine vllm: GRPO rollouts need vllm importable in the training environment "
+                           "(TRL 1.16 supports vllm 0.22-0.31, which pin transformers<5.18: install a GPU "
+                           "environment with those pins), or set generation.engine: transformers")
     args = GRPOConfig(**rl_arguments(settings, out_dir, gpu, gpu and torch.cuda.is_bf16_supported(),
-                                     int(os.environ.get("WORLD_SIZE", "1"))))
+                                     int(os.environ.get("WORLD_SIZE", "1")), engine,
+                                     generation.gpu_memory_utilization if generation is not None else None))
     peft_config = None
     if settings.lora:
         from peft import LoraConfig

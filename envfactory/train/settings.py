@@ -135,4 +135,9 @@ class RLSettings(BaseModel):
     lora_r: int = 16
     deepspeed: str | None = Field(None, description="DeepSpeed config for GPU runs: zero2 | zero3 (bundled) or a "
                                                     "JSON path")
+    vllm_mode: Literal["colocate", "server"] = Field(
+        "colocate", description="GPU rollouts with vLLM (generation.engine vllm): colocate = in the training "
+                                "processes (default; works with environment_factory), server = `trl vllm-serve` "
+                                "on other GPUs (TRL issue 4543: multi-turn tool rollouts mis-pair with "
+                                "num_generations > 1 before TRL PR 6673)")
     seed: int = 0

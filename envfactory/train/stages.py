@@ -9,13 +9,16 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ..config import ExperimentConfig
+from ..env.manifest import admitted_packages
 from ..io import atomic_write_text
-from ..querygen.sampling import admitted_packages
 from ..tracking import rule_run
 from .model_card import load_card
 from .rewards import REWARD_TERMS
+
+if TYPE_CHECKING:  # the stages read the config they are given; `envfactory.config` imports `train.settings`
+    from ..config import ExperimentConfig
 
 
 def base_model_ref(cfg: ExperimentConfig) -> str:
@@ -64,7 +67,7 @@ def run_rl_stage(cfg: ExperimentConfig, manifest: Path, rl_data: Path, init_mode
                     **{f"reward.{k}": v for k, v in settings.reward.model_dump().items()}})
         m = run_rl(settings, model_ref(init_model) if init_model else base_model_ref(cfg), cfg.train.view, rl_data,
                    admitted_packages(manifest),
-                   out_dir, sandbox=cfg.envs.sandbox)
+                   out_dir, sandbox=cfg.envs.sandbox, generation=cfg.generation)
         _history_metrics(run, m.get("history", []), ("loss", "reward", "reward_std", "kl", "entropy",
                                                   *(f"reward_{t}" for t in REWARD_TERMS), "tools/call_frequency",
                                                   "tools/failure_frequency", "completions/mean_length"))
@@ -77,24 +80,29 @@ def run_rl_stage(cfg: ExperimentConfig, manifest: Path, rl_data: Path, init_mode
 def run_eval_envs_stage(cfg: ExperimentConfig, manifest: Path, rl_data: Path, model: str, stage: str,
                         out: Path) -> dict:
     from ..agent.loop import llm_policy
-    from ..llm import LLMClient, ProviderConfig
+    from ..generation.serving import served_policy
+    from ..llm import LLMClient
     from .eval_envs import evaluate
     from .rl import task_rows
 
     h = cfg.train.heldout
     ref = model_ref(model)
-    client = LLMClient(ProviderConfig(name="local", model=ref, options={"max_new_tokens": h.max_new_tokens}),
-                       cache_mode="off")
     tokenizer = _tokenizer(ref)
     rows = task_rows(rl_data, "heldout", h.limit)
-    with rule_run(f"eval_envs_{stage}", cfg) as run:
-        run.params({"model": cfg.train.model, "stage": stage, "heldout_limit": h.limit, "max_turns": h.max_turns})
+    gen = cfg.generation
+    with rule_run(f"eval_envs_{stage}", cfg) as run, \
+            served_policy(gen, ref, h.max_new_tokens, out.parent / "vllm.log", seed=cfg.seed) as provider:
+        client = LLMClient(provider, cache_mode="off")
+        run.params({"model": cfg.train.model, "stage": stage, "heldout_limit": h.limit, "max_turns": h.max_turns,
+                    "engine": gen.engine, "concurrency": gen.concurrency, "workers": gen.workers})
         t0 = time.time()
         report = evaluate(llm_policy(client, max_tokens=h.max_new_tokens), rows, admitted_packages(manifest),
                           max_turns=h.max_turns, max_tool_chars=None, split="heldout",
                           max_tools=cfg.train.view.max_tools, seed=cfg.train.rl.seed,
-                          shorten=lambda text: cfg.train.view.shorten(text, tokenizer))
-        result = {"stage": stage, "model_dir": ref, "wall_s": round(time.time() - t0, 1), **report.model_dump()}
+                          shorten=lambda text: cfg.train.view.shorten(text, tokenizer),
+                          concurrency=gen.concurrency)
+        result = {"stage": stage, "model_dir": ref, "engine": gen.engine, "wall_s": round(time.time() - t0, 1),
+                  **report.model_dump()}
         run.metrics({f"heldout_{k}": v for k, v in result.items() if isinstance(v, (int, float))})
         atomic_write_text(out, json.dumps(result, indent=2))
     return result

@@ -12,12 +12,18 @@ with a handler registered under a fresh model name:
             every possible-answer parameter; multi-turn: the ground-truth call list of each turn);
 - `idle`:   the same handler with the query replaced by an empty text reply (no calls).
 
+With `policy.handler == "bfcl-qwen-fc"` the package's own handler registered under `policy.bfcl_model`
+(`Qwen/Qwen3-<size>-FC` -> `QwenFCHandler`, a local-model `OSSHandler`) generates instead, against the vLLM /
+SGLang server named by the environment variables VLLM_ENDPOINT / VLLM_PORT, in the package's skip-server-setup
+mode (`skip_server_setup=True`, the `--skip-server-setup` option of `bfcl generate`), with `local_model_path`
+(`--local-model-path`) when the model is a local directory.
+
 Request (JSON): {"policy": {"kind", "base_url", "model", "api_key_env", "temperature", "max_tokens",
-"timeout_s", "max_retries"}, "categories": [...], "limit": int|null, "project_root": path,
-"num_threads": int, "data_dir": path|null}.
+"timeout_s", "max_retries", ["handler", "bfcl_model", "engine", "local_model_path", "skip_server_setup"]},
+"categories": [...], "limit": int|null, "project_root": path, "num_threads": int, "data_dir": path|null}.
 Result (JSON): {"package_version", "data_version", "data_checksum", "data_files", "model_name",
-"categories": [{"category", "ids", "outcomes", "accuracy", "correct_count", "total_count",
-"inference_errors"}]}.
+"categories": [{"category", "ids", "outcomes", "accuracy", "correct_count", "total_count", "size",
+"inference_errors"}]} (`size`: entries in the category before `limit`).
 """
 
 from __future__ import annotations
@@ -31,9 +37,11 @@ import inspect
 import json
 import os
 import re
+import shutil
 import sys
 import time
 import types
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -251,6 +259,53 @@ def make_handler_class(policy: dict, gold: dict):
     return EnvFactoryHandler
 
 
+# --------------------------------------------------------------------------------------------- BFCL's own handler
+
+QWEN_FC = "bfcl-qwen-fc"
+
+
+def generation_args(request: dict, result_dir) -> argparse.Namespace:
+    """The arguments of the package's `generate_results`, i.e. the options of `bfcl generate`
+    (bfcl_eval/__main__.py `generate`, bfcl_eval/_llm_response_generation.py `get_args`)."""
+    policy = request["policy"]
+    args = argparse.Namespace(temperature=float(policy.get("temperature", 0.0)),
+                              num_threads=max(1, int(request.get("num_threads", 1))), include_input_log=False,
+                              exclude_state_log=True, result_dir=result_dir, run_ids=False, allow_overwrite=True)
+    if policy.get("handler") == QWEN_FC:
+        # --skip-server-setup: launch no vLLM/SGLang, use the running one at VLLM_ENDPOINT:VLLM_PORT
+        # (OSSHandler.batch_inference); --backend only matters when the package launches the server itself.
+        args.skip_server_setup = bool(policy.get("skip_server_setup", True))
+        args.backend = policy["engine"]
+        args.local_model_path = policy.get("local_model_path")
+        args.num_gpus, args.gpu_memory_utilization = 1, 0.9  # server-launch options, unused here
+    return args
+
+
+def served_model_id(policy: dict) -> str:
+    """The model id BFCL's Qwen FC handler puts in its requests: `OSSHandler.batch_inference` sends
+    `model=local_model_path or model_name_huggingface`, and `QwenFCHandler` strips "-FC" from its name."""
+    return policy.get("local_model_path") or policy["bfcl_model"].replace("-FC", "")
+
+
+def check_server(policy: dict, timeout_s: float = 30.0) -> None:
+    """Fail fast where the package would wait forever: it polls `<base>/models` until the server answers, and
+    then requests a model id the server must serve."""
+    host, port = os.environ.get("VLLM_ENDPOINT"), os.environ.get("VLLM_PORT")
+    if not host or not port:
+        raise SystemExit("bfcl-qwen-fc: VLLM_ENDPOINT and VLLM_PORT must name the running vLLM/SGLang server")
+    url = f"http://{host}:{port}/v1/models"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as r:
+            served = [m.get("id") for m in json.loads(r.read()).get("data", [])]
+    except (OSError, ValueError) as e:
+        raise SystemExit(f"bfcl-qwen-fc: {url} did not answer ({e}); "
+                         f"is the {policy.get('engine')} server up?") from None
+    want = served_model_id(policy)
+    if want not in served:
+        raise SystemExit(f"bfcl-qwen-fc: BFCL's handler requests model={want!r}, the server at {url} serves "
+                         f"{served}; serve the model under that name")
+
+
 # --------------------------------------------------------------------------------------------- main
 
 
@@ -316,11 +371,13 @@ def main() -> int:
 
     # Load the subset: the first `limit` entries of each category in id order (deterministic).
     entries: dict[str, list[dict]] = {}
+    sizes: dict[str, int] = {}
     gold: dict[str, object] = {}
     used_files: list[Path] = []
     for cat in categories:
         qfile = data_dir / TEST_FILE_MAPPING[cat]
         rows = load_file(qfile, sort_by_id=True)
+        sizes[cat] = len(rows)
         rows = rows[:limit] if limit is not None else rows
         entries[cat] = rows
         used_files.append(qfile)
@@ -338,24 +395,40 @@ def main() -> int:
                 used_files.extend(MULTI_TURN_FUNC_DOC_PATH / MULTI_TURN_FUNC_DOC_FILE_MAPPING[c]
                                   for c in r["involved_classes"])
 
-    # A fresh model name per run: bfcl-eval caches the simulated API instances of multi-turn entries in module
-    # globals keyed by (model name, entry id), and its checker maps '_' back to '/' to look the name up, so the
-    # name has no underscore.
-    model_name = f"envfactory-{policy['kind']}-{uuid.uuid4().hex[:12]}"
-    handler_cls = make_handler_class(policy, gold)
-    MODEL_CONFIG_MAPPING[model_name] = ModelConfig(
-        model_name=model_name, display_name=f"EnvFactory {policy['kind']} (FC)", url="", org="envfactory",
-        license="", model_handler=handler_cls, is_fc_model=True, underscore_to_dot=True)
+    if policy.get("handler") == QWEN_FC:
+        # The package's own handler under its registered name; result and score folders are named as the
+        # package names them ('/' -> '_'), and emptied: the name is the same every run.
+        model_name = policy["bfcl_model"]
+        config = MODEL_CONFIG_MAPPING.get(model_name)
+        if config is None or config.model_handler.__name__ != "QwenFCHandler":
+            known = sorted(n for n, c in MODEL_CONFIG_MAPPING.items() if c.model_handler.__name__ == "QwenFCHandler")
+            raise SystemExit(f"bfcl-qwen-fc: {model_name!r} is not a Qwen FC model of this bfcl-eval; it has {known}")
+        check_server(policy)
+        file_name = model_name.replace("/", "_")
+        for d in (RESULT_PATH / file_name, SCORE_PATH / file_name):
+            if d.is_dir():
+                shutil.rmtree(d)
+        handler = config.model_handler(model_name, 0)  # decoding only
+        handler.is_fc_model = config.is_fc_model
+    else:
+        # A fresh model name per run: bfcl-eval caches the simulated API instances of multi-turn entries in
+        # module globals keyed by (model name, entry id), and its checker maps '_' back to '/' to look the name
+        # up, so the name has no underscore.
+        model_name = f"envfactory-{policy['kind']}-{uuid.uuid4().hex[:12]}"
+        file_name = model_name
+        handler_cls = make_handler_class(policy, gold)
+        MODEL_CONFIG_MAPPING[model_name] = ModelConfig(
+            model_name=model_name, display_name=f"EnvFactory {policy['kind']} (FC)", url="", org="envfactory",
+            license="", model_handler=handler_cls, is_fc_model=True, underscore_to_dot=True)
+        handler = handler_cls(model_name, 0)  # decoding only
+        handler.is_fc_model = True
 
     test_cases = []
     for cat in categories:
         test_cases.extend(copy.deepcopy(entries[cat]))
     test_cases = sorted(process_multi_turn_test_case(test_cases), key=sort_key)
 
-    gen_args = argparse.Namespace(temperature=float(policy.get("temperature", 0.0)),
-                                  num_threads=max(1, int(request.get("num_threads", 1))), include_input_log=False,
-                                  exclude_state_log=True, result_dir=RESULT_PATH, run_ids=False,
-                                  allow_overwrite=True)
+    gen_args = generation_args(request, RESULT_PATH)
     step_limit = request.get("max_steps_per_turn")
     if step_limit:  # the package's per-turn cap (20) is a module global the handler imported by name
         import bfcl_eval.model_handler.base_handler as base_handler
@@ -366,17 +439,15 @@ def main() -> int:
         generate_results(gen_args, model_name, test_cases)
     gen_s = time.time() - t0
 
-    handler = handler_cls(model_name, 0)  # decoding only
-    handler.is_fc_model = True
     out_categories = []
     for cat in categories:
         rows = entries[cat]
         if not rows:
             out_categories.append({"category": cat, "ids": [], "outcomes": [], "accuracy": 0.0,
-                                   "correct_count": 0, "total_count": 0, "inference_errors": 0,
+                                   "correct_count": 0, "total_count": 0, "size": sizes[cat], "inference_errors": 0,
                                    "unscorable_ids": []})
             continue
-        result_file = RESULT_PATH / model_name / TEST_FILE_MAPPING[cat].replace(".json", "_result.json")
+        result_file = RESULT_PATH / file_name / TEST_FILE_MAPPING[cat].replace(".json", "_result.json")
         model_result = load_file(result_file, sort_by_id=True)
         ids = [r["id"] for r in rows]
         if [r["id"] for r in model_result] != ids:
@@ -386,17 +457,17 @@ def main() -> int:
         prompt = copy.deepcopy(rows)
         language = "Java" if is_java(cat) else "JavaScript" if is_js(cat) else "Python"
         if is_relevance_or_irrelevance(cat):
-            accuracy, total = relevance_file_runner(handler, model_result, prompt, model_name, cat, SCORE_PATH)
+            accuracy, total = relevance_file_runner(handler, model_result, prompt, file_name, cat, SCORE_PATH)
         else:
             possible = [{"id": i, "ground_truth": copy.deepcopy(gold[i])} for i in ids]
             if is_multi_turn(cat):
-                accuracy, total = multi_turn_runner(handler, model_result, prompt, possible, model_name, cat,
+                accuracy, total = multi_turn_runner(handler, model_result, prompt, possible, file_name, cat,
                                                     SCORE_PATH)
             else:
                 accuracy, total = ast_file_runner(handler, model_result, prompt, possible, language, cat,
-                                                  model_name, SCORE_PATH)
+                                                  file_name, SCORE_PATH)
         # Per-entry outcomes: the score file lists a header, then one record per failed entry.
-        score_rows = load_file(SCORE_PATH / model_name / TEST_FILE_MAPPING[cat].replace(".json", "_score.json"))
+        score_rows = load_file(SCORE_PATH / file_name / TEST_FILE_MAPPING[cat].replace(".json", "_score.json"))
         header, failures = score_rows[0], score_rows[1:]
         failed = {f["id"] for f in failures}
         outcomes = [0 if i in failed else 1 for i in ids]
@@ -414,7 +485,7 @@ def main() -> int:
             unscorable = [r["id"] for r in rows if single_turn_unscorable(r["function"], gold[r["id"]])]
         out_categories.append({"category": cat, "ids": ids, "outcomes": outcomes, "accuracy": accuracy,
                                "correct_count": header["correct_count"], "total_count": total,
-                               "inference_errors": errors, "unscorable_ids": unscorable})
+                               "size": sizes[cat], "inference_errors": errors, "unscorable_ids": unscorable})
 
     result = {
         "package_version": f"{PACKAGE}=={version(PACKAGE)}",

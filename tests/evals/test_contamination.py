@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 
 from envfactory.config import ExperimentConfig
-from envfactory.env.manifest import build_manifest
-from envfactory.querygen.sampling import admitted_packages
+from envfactory.env.manifest import admitted_packages, build_manifest
 from evals import contamination, vitabench
 from evals.contamination import (
     VENV_MISSING,

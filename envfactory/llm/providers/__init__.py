@@ -1,3 +1,2 @@
-"""Built-in providers; importing this package registers them."""
-
-from . import anthropic_provider, local, openai_provider, scripted  # noqa: F401
+"""Built-in providers, one module each. Nothing is imported here: `llm/registry.py` names each one as
+`module:Class` and imports a provider's module on first use (its `@register_provider` then records the class)."""

@@ -3,7 +3,7 @@ from __future__ import annotations
 import json
 import os
 
-from ..registry import ProviderConfig
+from ..types import ProviderConfig
 
 
 class LLMConfigError(RuntimeError):

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ..registry import ProviderConfig, register_provider
-from ..types import ChatRequest, ChatResponse, Message, ToolCall, Usage
+from ..registry import register_provider
+from ..types import ChatRequest, ChatResponse, Message, ProviderConfig, ToolCall, Usage
 from ._common import api_key, cost
 
 

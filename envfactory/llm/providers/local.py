@@ -1,29 +1,23 @@
-"""A transformers model in-process (CPU or GPU), using the Qwen3-style tool-call format."""
+"""A checkpoint in-process: its own chat template, Qwen3-style tool-call parsing, generation by an engine
+(`envfactory/generation`: transformers, or llama.cpp over a GGUF export; options `engine`, `workers`)."""
 
 from __future__ import annotations
 
-import threading
 from functools import lru_cache
 
-from ...agent.toolcall import parse_tool_calls
-from ..registry import ProviderConfig, register_provider
-from ..types import ChatRequest, ChatResponse, ToolCall, Usage
+from ..registry import register_provider
+from ..toolcall import parse_tool_calls
+from ..types import ChatRequest, ChatResponse, ProviderConfig, ToolCall, Usage
 from ._common import json_instruction
 
-_lock = threading.Lock()
 
-
-@lru_cache(maxsize=2)
-def _load(path: str, fingerprint: str):  # keyed by the weights too: a model retrained in place is reloaded
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+@lru_cache(maxsize=4)
+def _tokenizer(path: str, fingerprint: str):  # keyed by the weights too: a model retrained in place is reloaded
+    from transformers import AutoTokenizer
 
     from ...default_model import resolve_model_path
 
-    resolved = resolve_model_path(path)
-    tokenizer = AutoTokenizer.from_pretrained(resolved)
-    model = AutoModelForCausalLM.from_pretrained(resolved)
-    model.eval()
-    return tokenizer, model
+    return AutoTokenizer.from_pretrained(resolve_model_path(path))
 
 
 def _as_template_messages(request: ChatRequest) -> list[dict]:
@@ -56,28 +50,22 @@ class LocalProvider:
         return "weights:" + weights_fingerprint(request.model or cfg.model)
 
     def complete(self, request: ChatRequest) -> ChatResponse:
-        import torch
-
         from ...default_model import weights_fingerprint
+        from ...generation.engine import GenerationRequest, get_engine
 
         path = request.model or self.cfg.model
-        tokenizer, model = _load(path, weights_fingerprint(path))
-        enc = tokenizer.apply_chat_template(_as_template_messages(request), tools=request.tools or None,
-                                            add_generation_prompt=True, return_tensors="pt", return_dict=True)
-        gen = {"max_new_tokens": min(request.max_tokens, int(self.cfg.options.get("max_new_tokens", 1024))),
-               "do_sample": request.temperature > 0, "pad_token_id": tokenizer.eos_token_id}
-        if request.temperature > 0:
-            gen["temperature"] = request.temperature
-            if request.seed is not None:
-                torch.manual_seed(request.seed)
-        with _lock, torch.no_grad():
-            out = model.generate(**enc, **gen)
-        new = out[0][enc["input_ids"].shape[1]:]
-        text = tokenizer.decode(new, skip_special_tokens=True)
+        tokenizer = _tokenizer(path, weights_fingerprint(path))
+        prompt = tokenizer.apply_chat_template(_as_template_messages(request), tools=request.tools or None,
+                                               add_generation_prompt=True, tokenize=True, return_dict=True)["input_ids"]
+        engine = get_engine(str(self.cfg.options.get("engine", "transformers")), path,
+                            int(self.cfg.options.get("workers", 1)))
+        out = engine.generate(GenerationRequest(
+            prompt_ids=list(prompt), temperature=request.temperature, seed=request.seed,
+            max_new_tokens=min(request.max_tokens, int(self.cfg.options.get("max_new_tokens", 1024)))))
+        text = tokenizer.decode(out.ids, skip_special_tokens=True)
         content, parsed = parse_tool_calls(text)
         calls = [ToolCall(id=f"call_{i}", name=c.name, arguments=c.arguments if c.error is None else c.raw)
                  for i, c in enumerate(parsed)]
-        finish = "length" if len(new) >= gen["max_new_tokens"] else "stop"
-        return ChatResponse(content=content, tool_calls=calls, model=request.model or self.cfg.model,
-                            usage=Usage(prompt_tokens=int(enc["input_ids"].shape[1]), completion_tokens=len(new)),
-                            finish_reason=finish)
+        return ChatResponse(content=content, tool_calls=calls, model=path,
+                            usage=Usage(prompt_tokens=len(prompt), completion_tokens=len(out.ids)),
+                            finish_reason=out.finish_reason)

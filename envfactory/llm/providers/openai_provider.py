@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import json
 
-from ..registry import ProviderConfig, register_provider
-from ..types import ChatRequest, ChatResponse, Message, ToolCall, Usage
+from ..registry import register_provider
+from ..types import ChatRequest, ChatResponse, Message, ProviderConfig, ToolCall, Usage
 from ._common import LLMCallError, api_key, cost, parse_json_arguments
 
 RETRIED_STATUS = (408, 409, 429)  # and every 5xx: what the SDK retries (besides timeouts and dropped connections)

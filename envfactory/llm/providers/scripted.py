@@ -14,8 +14,8 @@ import threading
 from pathlib import Path
 from typing import Callable
 
-from ..registry import ProviderConfig, register_provider
-from ..types import ChatRequest, ChatResponse, Usage
+from ..registry import register_provider
+from ..types import ChatRequest, ChatResponse, ProviderConfig, Usage
 
 
 class ScriptExhausted(RuntimeError):

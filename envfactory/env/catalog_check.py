@@ -1,4 +1,5 @@
-"""Author tooling for the hand-written catalog (trusted code only).
+"""Author tooling for the hand-written catalog (trusted code only). It lives beside the runtime it drives rather
+than in `envfactory/catalog/`, which holds only the packages and `CATALOG_DIR` (the `envs` stage reads it).
 
     envfactory catalog check NAME [NAME ...]   # regenerate spec.json, run cases in-process
     envfactory catalog check --all
