@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 PERF_BENCHMARKS = {"env-latency": "env_latency.py", "sft-overhead": "sft_overhead.py",
-              "dag-overhead": "dag_overhead.py", "generation": "generation.py"}
+                   "dag-overhead": "dag_overhead.py", "generation": "generation.py", "whole-run": "whole_run.py"}
 
 
 def run_benchmark(name: str, as_json: bool, extra: list[str]) -> int:

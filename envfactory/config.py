@@ -258,8 +258,11 @@ class ExperimentConfig(_Strict):
                                      "lora": card.lora, "deepspeed": deepspeed, "seed": self.seed})
         self.train.rl = _fill(rl, {"learning_rate": card.rl_learning_rate, "lora": card.lora,
                                    "deepspeed": deepspeed, "seed": self.seed})
-        self.generation = _fill(self.generation, {"engine": card.engine,
-                                                  "gpu_memory_utilization": card.gpu_memory_utilization})
+        # null (written or left out) means "the card's": the default config.yaml spells `engine: null` out
+        gen = self.generation
+        self.generation = gen.model_copy(update={k: v for k, v in {
+            "engine": card.engine, "gpu_memory_utilization": card.gpu_memory_utilization}.items()
+            if getattr(gen, k) is None})
         return self
 
     @model_validator(mode="after")

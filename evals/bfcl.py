@@ -236,7 +236,9 @@ class BFCL:
                 elif prov.name == "openai":
                     pol.update(base_url=prov.base_url, model=prov.model, api_key_env=prov.api_key_env)
                     request["num_threads"] = max(1, prov.concurrency)
-                else:  # in-process model: one request at a time (keeps scripted responses in order, too)
+                else:  # in-process model: an engine's concurrency; scripted replies stay in order (1 thread)
+                    if prov.name == "local":
+                        request["num_threads"] = max(1, prov.concurrency)
                     from envfactory.agent.openai_server import SERVED_TIMEOUT_S, serve
                     from envfactory.llm import LLMClient
 

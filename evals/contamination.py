@@ -179,7 +179,7 @@ def load_mcp_atlas(data_dir: Path | None = None) -> BenchData:
     tool of the project's local MCP servers, and the tasks (prompts, trajectories, claims), files and memory."""
     from unittest.mock import MagicMock
 
-    from .mcp_atlas import ReplayBook, load_tasks, replay_tool_schema, resolve_data
+    from .mcp_atlas import ReplayBook, load_tasks, replay_tool_schema, resolve_data, tool_list_for
     from .mcp_servers import LOCAL_SERVERS
 
     tasks_file, files, memory_seed = resolve_data(data_dir)
@@ -191,8 +191,7 @@ def load_mcp_atlas(data_dir: Path | None = None) -> BenchData:
         defs = mod.TOOLS if hasattr(mod, "TOOLS") else mod.tools(MagicMock())
         for t in defs:
             local[f"{server}_{t.name}"] = _params(t.input_schema)
-    schema_file = tasks_file.parent / "tool_schemas.json"
-    overrides = json.loads(schema_file.read_text()) if schema_file.is_file() else {}
+    overrides = tool_list_for(tasks_file)  # the published tool list, when one is saved beside the tasks
     book = ReplayBook(tasks)
     tools = [BenchTool(n, p, f"mcp_servers/{n.partition('_')[0]}", n.partition("_")[2],
                        f"mcp_atlas/{n.partition('_')[0]}") for n, p in local.items()]

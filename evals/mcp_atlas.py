@@ -6,8 +6,12 @@ through the `mcp` client, on a per-run copy of the benchmark's files (`/data`) a
 before every task. Tools that need the internet replay the outputs recorded in the gold TRAJECTORY
 for a call with the same tool and the same (normalized JSON) arguments, and otherwise answer with an
 `unavailable_offline` error; categories scored this way carry `label="replay-based"`. A replayed tool is
-offered with its published input schema when one is known (`tool_schemas.json` beside the task file, or
-a schema in the row's ENABLED_TOOLS), else with one inferred from every recorded call of it in the task set.
+offered with its published input schema when one is known, else with one inferred from every recorded call
+of it in the task set, else (no recorded call has arguments) without parameters. MCP-Atlas publishes no
+tool list in its repository or dataset: its servers list their tools at run time (the benchmark
+environment's `POST /list-tools`); save that reply as `tool_schemas.json` beside the task file to use it
+(`load_tool_list`). A row's ENABLED_TOOLS entry that carries a schema counts as published too. How many
+replayed tools got each source is in the result (metrics `replay_tools_*`, and its notes).
 
 Scoring is the benchmark's (scaleapi/mcp-atlas, services/scoring/score_claims.py): an LLM judge sees one
 GTFA claim and the final answer per call, with the benchmark's own prompt, and marks the claim fulfilled
@@ -467,13 +471,60 @@ def infer_input_schema(samples: list[dict]) -> dict:
     return schema
 
 
+TOOL_LIST_FILE = "tool_schemas.json"  # beside the task file: the servers' published tool list, saved by the user
+SCHEMA_SOURCES = ("published", "inferred", "none")
+
+
+def load_tool_list(path: Path) -> dict[str, dict]:
+    """A published tool list, by offered name: {name: {"description", "input_schema"}}. Accepts the reply of the
+    MCP-Atlas environment's `POST /list-tools` (a JSON list of MCP tools: `name`, `description`, `inputSchema`,
+    named `<server>_<tool>`), an MCP `tools/list` result (`{"tools": [...]}`), or such a mapping itself
+    ({name: {"description", "input_schema" | "inputSchema"}}). Anything else is a ValueError naming the entry."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as e:
+        raise ValueError(f"{path}: not JSON ({e})") from None
+    if isinstance(data, dict) and isinstance(data.get("tools"), list):
+        data = data["tools"]
+    if isinstance(data, dict):
+        entries = [(k, v) for k, v in data.items()]
+    elif isinstance(data, list):
+        entries = [(t.get("name") if isinstance(t, dict) else None, t) for t in data]
+    else:
+        raise ValueError(f"{path}: a {_kind(data)}, not a list of tools (the reply of POST /list-tools) "
+                         "or a mapping of tool names to schemas")
+    tools: dict[str, dict] = {}
+    for i, (name, t) in enumerate(entries):
+        if not isinstance(name, str) or not name.strip() or not isinstance(t, dict):
+            raise ValueError(f"{path}: entry {i} is not a tool with a name")
+        schema = next((t[k] for k in ("inputSchema", "input_schema", "parameters") if k in t), None)
+        if not isinstance(schema, dict):
+            raise ValueError(f"{path}: tool {name!r} has no input schema object")
+        tools[gold_tool_name(name.strip())] = {"description": str(t.get("description") or ""), "input_schema": schema}
+    return tools
+
+
+def tool_list_for(tasks_file: Path) -> dict[str, dict]:
+    """The published tool list saved beside a task file (`TOOL_LIST_FILE`), or {} when there is none."""
+    path = tasks_file.parent / TOOL_LIST_FILE
+    return load_tool_list(path) if path.is_file() else {}
+
+
+def schema_source(name: str, book: ReplayBook, overrides: dict[str, dict]) -> str:
+    """Where a replayed tool's input schema comes from: `published` (the tool list, then the rows' ENABLED_TOOLS),
+    `inferred` (recorded calls of it with arguments), or `none` (offered without parameters)."""
+    if overrides.get(name) or book.published.get(name):
+        return "published"
+    return "inferred" if any(book.arg_samples.get(name, [])) else "none"
+
+
 def replay_tool_schema(name: str, book: ReplayBook, overrides: dict[str, dict]) -> dict:
     """OpenAI tool for a replayed tool: the published schema when one is known (`tool_schemas.json`, then the
     rows' ENABLED_TOOLS), else one inferred from every recorded call of the tool across the task set."""
     server, _, short = name.partition("_")
     published = overrides.get(name) or book.published.get(name)
     if published:
-        return _openai_tool(name, published.get("description", ""),
+        return _openai_tool(name, published.get("description") or f"Tool `{short}` of the `{server}` MCP server.",
                             published.get("input_schema") or published.get("inputSchema") or {})
     return _openai_tool(name, f"Tool `{short}` of the `{server}` MCP server.",
                         infer_input_schema(book.arg_samples.get(name, [])))
@@ -558,6 +609,7 @@ class Offer:
     tools: list[dict] = field(default_factory=list)
     routes: dict[str, tuple[str, str]] = field(default_factory=dict)
     replayed: list[str] = field(default_factory=list)
+    sources: dict[str, str] = field(default_factory=dict)  # replayed tool -> where its schema came from
 
 
 def offer_tools(task: Task, harness: Harness, book: ReplayBook, overrides: dict[str, dict]) -> Offer:
@@ -578,6 +630,7 @@ def offer_tools(task: Task, harness: Harness, book: ReplayBook, overrides: dict[
             offer.tools.append(replay_tool_schema(name, book, overrides))
             offer.routes[name] = ("replay", name)
             offer.replayed.append(name)
+            offer.sources[name] = schema_source(name, book, overrides)
     return offer
 
 
@@ -770,6 +823,7 @@ class MCPAtlas:
         try:
             tasks_file, files, memory_seed = resolve_data(ctx.data_dir)
             all_tasks, skipped = load_rows(tasks_file)
+            overrides = tool_list_for(tasks_file)  # the published tool list, when the user saved one
         except (OSError, ValueError, csv.Error) as e:
             return unavailable(NAME, self.version, spec.name, f"{type(e).__name__}: {e}")
         if skipped and ctx.strict:
@@ -779,8 +833,6 @@ class MCPAtlas:
                                + "; ".join(map(str, skipped)))
         tasks = all_tasks[:ctx.limit] if ctx.limit else all_tasks
         book = ReplayBook(all_tasks)  # every recording of the set may answer a matching call
-        schema_file = tasks_file.parent / "tool_schemas.json"
-        overrides = json.loads(schema_file.read_text()) if schema_file.is_file() else {}
         judge = LLMClient(ctx.judge, cache_dir=ctx.cache_dir, cache_mode="use" if ctx.cache_dir else "off")
         idle = idle_policy() if spec.kind == "idle" else None
 
@@ -791,15 +843,14 @@ class MCPAtlas:
         harness = Harness(run_dir, files, memory_seed)
         stats = dict.fromkeys(COUNTS, 0) | {"judge_errors": 0}
         passes, passes_half, coverages, per_task_trials, replayed_any = [], [], [], [], False
-        bare: set[str] = set()  # replayed tools offered without parameters (no schema, no recorded call)
+        sources: dict[str, str] = {}  # replayed tool -> where its input schema came from (SCHEMA_SOURCES)
         try:
             harness.start(sorted({n.partition("_")[0] for t in tasks for n in t.enabled_tools} & set(LOCAL_SERVERS)))
             with open(out_dir / "episodes.jsonl", "w", encoding="utf-8") as log:
                 for task in tasks:
                     offer = offer_tools(task, harness, book, overrides)
                     replayed_any |= bool(offer.replayed)
-                    bare |= {t["function"]["name"] for t in offer.tools
-                             if t["function"]["name"] in offer.replayed and not has_parameters(t)}
+                    sources |= offer.sources
                     trial_cov = []
                     for trial in range(ctx.num_trials):
                         harness.reset()
@@ -837,7 +888,10 @@ class MCPAtlas:
         score, stderr = mean_stderr(passes)
         metrics = {"pass@0.5": mean_stderr(passes_half)[0], "mean_coverage": mean_stderr(coverages)[0],
                    **{k: float(v) for k, v in stats.items()}, "skipped_rows": float(len(skipped)),
-                   "replay_tools_without_parameters": float(len(bare))}
+                   "replay_tools": float(len(sources)),
+                   "replay_tools_published_schema": float(sum(v == "published" for v in sources.values())),
+                   "replay_tools_inferred_schema": float(sum(v == "inferred" for v in sources.values())),
+                   "replay_tools_without_parameters": float(sum(v == "none" for v in sources.values()))}
         pass_k = ({str(k): pass_hat_k(per_task_trials, k) for k in range(1, ctx.num_trials + 1)}
                   if ctx.num_trials > 1 else {})
         category = CategoryScore(category="default", score=score, n=len(tasks), stderr=stderr, pass_k=pass_k,
@@ -854,9 +908,14 @@ class MCPAtlas:
         failed = {k: stats[k] for k in ("local_tool_errors", "unknown_tools", "format_errors") if stats[k]}
         if failed:
             notes.append("failed calls: " + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in failed.items()))
-        if bare:
-            notes.append(f"{len(bare)} replayed tools offered without parameters (no published schema and no "
-                         "recorded call)")
+        if sources:
+            counts = {k: sum(v == k for v in sources.values()) for k in SCHEMA_SOURCES}
+            notes.append(f"input schemas of the {len(sources)} replayed tools: {counts['published']} published, "
+                         f"{counts['inferred']} inferred from recorded calls, {counts['none']} without parameters "
+                         "(no published schema and no recorded call with arguments)"
+                         + ("" if (tasks_file.parent / TOOL_LIST_FILE).is_file() else
+                            f"; no published tool list: save the MCP-Atlas environment's POST /list-tools reply "
+                            f"as {TOOL_LIST_FILE} beside {tasks_file.name}"))
         if stats["judge_errors"]:
             notes.append(f"{stats['judge_errors']} claims the judge could not score (counted not fulfilled)")
         return BenchmarkResult(benchmark=NAME, status="scored", reason="; ".join(notes), policy=spec.name,
@@ -868,7 +927,9 @@ class MCPAtlas:
 
 
 def _data_checksum(tasks_file: Path, files: Path, memory_seed: Path) -> str:
-    """The task file, the files tasks read and the memory seed: all of them decide the scores."""
-    parts = [dir_checksum(p) for p in (tasks_file, files, memory_seed) if p.exists()]
+    """The task file, the files tasks read, the memory seed and the published tool list (the schemas offered): all
+    of them decide the scores."""
+    parts = [dir_checksum(p) for p in (tasks_file, files, memory_seed, tasks_file.parent / TOOL_LIST_FILE)
+             if p.exists()]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 

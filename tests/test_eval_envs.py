@@ -40,3 +40,22 @@ def test_oracle_succeeds_everywhere_and_idle_nowhere(tiny_rl_data):
                        rows[:2], packages, max_turns=3)
     assert garbage.format_errors == 6 and garbage.success_rate == 0.0
     assert pq.read_table(rl).num_rows > len(rows)
+
+
+def test_concurrent_episodes_give_the_same_report_with_their_own_sandboxes(tiny_rl_data):
+    """Episodes in flight at once each get their own sandboxes: a mixed-outcome policy (oracle on every other
+    task, idle on the rest) scores the same at concurrency 1 and 4; shared sandboxes would cross the states."""
+    packages, rl = tiny_rl_data
+    rows = task_rows(rl, "heldout", limit=12)
+    oracle = oracle_for(rows)
+    solve = {r["prompt"][1]["content"] for r in rows[::2]}
+
+    def mixed(messages, tools):
+        if next(m.content for m in messages if m.role == "user") in solve:
+            return oracle(messages, tools)
+        return Message(role="assistant", content="Nothing to do.")
+
+    one = evaluate(mixed, rows, packages, max_turns=10, concurrency=1)
+    four = evaluate(mixed, rows, packages, max_turns=10, concurrency=4)
+    assert one.success_rate == len(solve) / len(rows)
+    assert four.model_dump() == one.model_dump()

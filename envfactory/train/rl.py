@@ -118,7 +118,10 @@ def run_rl(settings: RLSettings, model_path: str, view: TrainView, rl_path: Path
     # Our template writes Qwen3's <tool_call> format; TRL parses completions with the matching response template.
     tokenizer.response_template = qwen3_template
 
-    rows = task_rows(rl_path, "train", settings.max_examples)
+    rows = task_rows(rl_path, "train")
+    if settings.max_gold_calls is not None:
+        rows = [r for r in rows if len(json.loads(r["gold_calls"])) <= settings.max_gold_calls]
+    rows = rows[:settings.max_examples] if settings.max_examples else rows
     pool = SessionPool(packages, sandbox)
     factories, schemas, records = {}, {}, []
     for row in rows:

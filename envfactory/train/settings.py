@@ -130,6 +130,8 @@ class RLSettings(BaseModel):
     beta: float = Field(0.02, description="KL coefficient (0 skips the reference model)")
     temperature: float = 1.0
     max_examples: int | None = Field(None, description="train rows considered (None = all)")
+    max_gold_calls: int | None = Field(None, ge=1, description="a curriculum by difficulty: only train rows whose gold "
+                                                              "chain has at most this many calls (None = all)")
     reward: RewardConfig = Field(default_factory=RewardConfig)
     lora: bool = False
     lora_r: int = 16
