@@ -1,6 +1,7 @@
 """The whole default DAG, timed: wall time, exit code, peak memory of the process tree, and time per rule.
 
     envfactory bench whole-run [--json] [--target results/smollm2-135m.json] [--fresh results/default]
+                               [--configfile config/experiments/rl_demo.yaml]
 
 `--fresh DIR` deletes that experiment folder first, so every rule runs (the model conversion, the verification
 and venv caches under ~/.cache/envfactory are kept: say so when you report). Per-rule times come from
@@ -77,6 +78,7 @@ def main() -> None:
     ap.add_argument("--target", default="results/smollm2-135m.json")
     ap.add_argument("--fresh", default=None, help="experiment folder to delete first (e.g. results/default)")
     ap.add_argument("--cores", default="all")
+    ap.add_argument("--configfile", default=None, help="an experiment's config (e.g. config/experiments/rl_demo.yaml)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     if args.fresh:
@@ -86,7 +88,10 @@ def main() -> None:
     log = ROOT / ".snakemake" / f"whole_run_{int(t0)}.log"
     log.parent.mkdir(exist_ok=True)
     with open(log, "w") as fh:
-        proc = subprocess.Popen([sys.executable, "-m", "snakemake", "--cores", args.cores, args.target], cwd=ROOT,
+        cmd = [sys.executable, "-m", "snakemake", "--cores", args.cores, args.target]
+        if args.configfile:
+            cmd += ["--configfile", args.configfile]
+        proc = subprocess.Popen(cmd, cwd=ROOT,
                                 stdout=fh, stderr=subprocess.STDOUT)
         stop, mem = threading.Event(), {}
         sampler = threading.Thread(target=sample_peak, args=(proc, stop, mem), daemon=True)

@@ -256,7 +256,10 @@ class ExperimentConfig(_Strict):
                                      "gradient_accumulation_steps": card.gradient_accumulation_steps,
                                      "max_length": card.max_length, "learning_rate": card.sft_learning_rate,
                                      "lora": card.lora, "deepspeed": deepspeed, "seed": self.seed})
+        # the card's micro-batch for RL too: a whole GRPO mini-batch in one forward pass (the old default) holds
+        # every rollout's full-vocabulary logits at once (the rl_demo's 16 rollouts: killed at 22 GB)
         self.train.rl = _fill(rl, {"learning_rate": card.rl_learning_rate, "lora": card.lora,
+                                   "per_device_train_batch_size": card.per_device_train_batch_size,
                                    "deepspeed": deepspeed, "seed": self.seed})
         # null (written or left out) means "the card's": the default config.yaml spells `engine: null` out
         gen = self.generation

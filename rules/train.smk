@@ -16,6 +16,12 @@ def eval_gpus(wc):
     return min(train_gpus(wc), 1)
 
 
+def cpu_trainer_threads(wc):
+    """On CPU a trainer takes every core, so nothing is scheduled beside it: training uses all cores anyway,
+    and its peak memory (SFT ~5.6 GB, full-vocabulary logits) plus an evaluation beside it came near 8 GB."""
+    return workflow.cores if train_gpus(wc) == 0 else 1
+
+
 def train_mem_mb(wc):
     return max(8000, int(card(cfg_of(wc).train.model).params_b * 60000))  # ~60 GB RAM per 1B params (ZeRO-3 offload)
 
@@ -36,6 +42,7 @@ rule sft:
         launch=trainer,
     log:
         "{out}/logs/sft.log",
+    threads: cpu_trainer_threads
     resources:
         gpu=train_gpus,
         mem_mb=train_mem_mb,
@@ -56,6 +63,7 @@ rule rl:
         init=lambda wc, input: input.init if input.init else "",
     log:
         "{out}/logs/rl.log",
+    threads: cpu_trainer_threads
     resources:
         gpu=train_gpus,
         mem_mb=train_mem_mb,
