@@ -7,6 +7,7 @@ comparable across them.
 
 from __future__ import annotations
 
+import atexit
 import importlib
 import threading
 
@@ -58,6 +59,18 @@ def get_engine(name: str, model: str, workers: int = 1):
     with _engines_lock:
         if key not in _engines:
             for old in [k for k in _engines if k[:2] == key[:2]]:  # the stale weights of this path
-                _engines.pop(old)
+                _close(_engines.pop(old))
             _engines[key] = engine_class(name)(resolve_model_path(model), workers=workers)
         return _engines[key]
+
+
+def _close(engine) -> None:
+    if hasattr(engine, "close"):
+        engine.close()
+
+
+@atexit.register
+def close_engines() -> None:
+    with _engines_lock:
+        while _engines:
+            _close(_engines.popitem()[1])

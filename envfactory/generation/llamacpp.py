@@ -72,6 +72,12 @@ class LlamaCppEngine:
             self._free.append(i)
             self._cond.notify()
 
+    def close(self) -> None:
+        """Free the contexts now: left to interpreter shutdown, llama-cpp-python's finalizers hit torn-down modules."""
+        for llm in self._contexts:
+            llm.close()
+        self._contexts = []
+
     def generate(self, req: GenerationRequest) -> Generated:
         if len(req.prompt_ids) + req.max_new_tokens > self.n_ctx:
             raise EngineError(f"prompt of {len(req.prompt_ids)} tokens + {req.max_new_tokens} new exceeds the "
