@@ -21,7 +21,7 @@ from pathlib import Path
 def run(cfg, rows, packages, tokenizer, model: str, engine: str, workers: int, concurrency: int) -> dict:
     from envfactory.agent.loop import llm_policy
     from envfactory.generation.serving import local_provider
-    from envfactory.llm import LLMClient
+    from envfactory.llm import ChatRequest, LLMClient
     from envfactory.train.eval_envs import evaluate
 
     h = cfg.train.heldout
@@ -35,8 +35,7 @@ def run(cfg, rows, packages, tokenizer, model: str, engine: str, workers: int, c
 
     policy = llm_policy(client, max_tokens=h.max_new_tokens)
     # load (and for llama_cpp, export) outside the timed region: both runs are timed warm
-    client.chat(__import__("envfactory.llm", fromlist=["ChatRequest"]).ChatRequest(
-        model=model, messages=[{"role": "user", "content": "hi"}], max_tokens=1))
+    client.chat(ChatRequest(model=model, messages=[{"role": "user", "content": "hi"}], max_tokens=1))
     client.totals.completion_tokens = client.totals.prompt_tokens = 0
     t0 = time.perf_counter()
     report = evaluate(policy, rows, packages, max_turns=h.max_turns, max_tool_chars=None,

@@ -16,6 +16,7 @@ from pathlib import Path
 from ..io import atomic_path, cache_root
 
 SUPPORTED = ("LlamaForCausalLM",)
+EXPORT_VERSION = 1  # part of the cache key: a fixed exporter never serves files the old one wrote
 
 
 class ExportError(RuntimeError):
@@ -115,11 +116,11 @@ def _add_vocab(w, model_dir: Path, vocab_size: int) -> None:
 
 
 def gguf_for(model_dir: str | Path, dtype: str = "f32") -> Path:
-    """The GGUF export of a checkpoint, made once per weights fingerprint (content-addressed cache)."""
+    """The GGUF export of a checkpoint, made once per (weights fingerprint, dtype, exporter version)."""
     from ..default_model import weights_fingerprint
 
     fingerprint = weights_fingerprint(str(model_dir))
-    out = cache_root() / "gguf" / f"{fingerprint[:24]}-{dtype}.gguf"
+    out = cache_root() / "gguf" / f"{fingerprint[:24]}-{dtype}-v{EXPORT_VERSION}.gguf"
     if not out.is_file():
         export_gguf(model_dir, out, dtype)
     return out

@@ -72,7 +72,7 @@ def vllm_server(spec: VllmServeSpec, log_path: Path, startup_timeout_s: float = 
     """Start the server in the vllm venv, yield its base URL, and stop it (its whole process group) on exit."""
     from evals.isolated import ensure_venv
 
-    if not os.environ.get("CUDA_VISIBLE_DEVICES", "x") or not _gpu_visible():
+    if not _gpu_visible():  # torch honours CUDA_VISIBLE_DEVICES
         raise VllmServeError("engine vllm needs a visible GPU; on CPU use engine llama_cpp or transformers")
     python = ensure_venv("vllm")
     log_path.parent.mkdir(parents=True, exist_ok=True)
