@@ -29,12 +29,17 @@ class GenerationRequest(BaseModel):
     max_new_tokens: int
     temperature: float = 0.0
     seed: int | None = None
+    # None = the checkpoint's generation config (what `generate` samples with); RL passes 0 / 1.0 to sample the
+    # policy's full distribution, as TRL's GRPO does
+    top_k: int | None = None
+    top_p: float | None = None
 
 
 class Generated(BaseModel):
     ids: list[int] = Field(description="new tokens, the stop token excluded")
     finish_reason: str  # "stop" | "length"
     cached_prompt_tokens: int = 0  # prompt tokens served from a kept KV cache, not recomputed
+    stop_token: int | None = None  # the stop id that ended it: RL trains on it, so the policy learns to stop
 
 
 def engine_class(name: str):

@@ -28,7 +28,9 @@ def _permute(w, n_head: int):
     return w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
 
 
-def export_gguf(model_dir: str | Path, out: Path, dtype: str = "f32") -> Path:
+def export_gguf(model_dir: str | Path, out: Path, dtype: str = "f32", state: dict | None = None) -> Path:
+    """`state`: tensors to write instead of `model_dir`'s safetensors (a live model's state_dict: GRPO exports
+    the policy it is training, with `model_dir`'s config and tokenizer)."""
     import gguf
     import numpy as np
     import torch
@@ -40,14 +42,8 @@ def export_gguf(model_dir: str | Path, out: Path, dtype: str = "f32") -> Path:
     if arch not in SUPPORTED:
         raise ExportError(f"the llama_cpp engine exports {', '.join(SUPPORTED)} checkpoints, not {arch}; "
                           "use engine: transformers (CPU/GPU) or vllm (GPU) for this model")
-    from safetensors.torch import load_file
-
-    shards = sorted(model_dir.glob("*.safetensors"))
-    if not shards:
-        raise ExportError(f"no *.safetensors in {model_dir}")
-    state: dict = {}
-    for shard in shards:
-        state.update(load_file(str(shard)))
+    if state is None:
+        state = _load_safetensors(model_dir)
     n_layer, n_head = config.num_hidden_layers, config.num_attention_heads
     n_kv = getattr(config, "num_key_value_heads", None) or n_head
     head_dim = getattr(config, "head_dim", None) or config.hidden_size // n_head
@@ -75,7 +71,7 @@ def export_gguf(model_dir: str | Path, out: Path, dtype: str = "f32") -> Path:
                 continue
             if name == "lm_head.weight" and getattr(config, "tie_word_embeddings", False):
                 continue  # tied: llama.cpp reuses token_embd
-            data = tensor.to(torch.float32).numpy()
+            data = tensor.detach().to(torch.float32).numpy()
             if name.endswith("q_proj.weight"):
                 data = _permute(data, n_head)
             elif name.endswith("k_proj.weight"):
@@ -91,6 +87,18 @@ def export_gguf(model_dir: str | Path, out: Path, dtype: str = "f32") -> Path:
         w.write_tensors_to_file()
         w.close()
     return out
+
+
+def _load_safetensors(model_dir: Path) -> dict:
+    from safetensors.torch import load_file
+
+    shards = sorted(model_dir.glob("*.safetensors"))
+    if not shards:
+        raise ExportError(f"no *.safetensors in {model_dir}")
+    state: dict = {}
+    for shard in shards:
+        state.update(load_file(str(shard)))
+    return state
 
 
 def _add_vocab(w, model_dir: Path, vocab_size: int) -> None:

@@ -25,6 +25,7 @@ class TransformersEngine:
                "pad_token_id": self.tokenizer.eos_token_id}
         if req.temperature > 0:
             gen["temperature"] = req.temperature
+            gen.update({k: v for k, v in (("top_k", req.top_k), ("top_p", req.top_p)) if v is not None})
         with self._lock, torch.no_grad():
             if req.temperature > 0 and req.seed is not None:
                 torch.manual_seed(req.seed)
@@ -33,7 +34,7 @@ class TransformersEngine:
         new = out[0][len(req.prompt_ids):].tolist()
         stops = stop_ids(self.model.generation_config, self.tokenizer)
         if new and new[-1] in stops:
-            return Generated(ids=new[:-1], finish_reason="stop")
+            return Generated(ids=new[:-1], finish_reason="stop", stop_token=new[-1])
         return Generated(ids=new, finish_reason="length" if len(new) >= req.max_new_tokens else "stop")
 
 

@@ -28,7 +28,10 @@ def _common_prefix(a, b) -> int:
 class LlamaCppEngine:
     name = "llama_cpp"
 
-    def __init__(self, model_dir: str, workers: int = 1, n_ctx: int | None = None, dtype: str = "f32"):
+    def __init__(self, model_dir: str, workers: int = 1, n_ctx: int | None = None, dtype: str = "f32",
+                 gguf: str | None = None):
+        """`gguf`: an exported file to serve instead of the cached export of `model_dir`'s weights (RL exports
+        the live policy; `model_dir` still gives the tokenizer, config and stop ids)."""
         try:
             from llama_cpp import Llama
         except ImportError as exc:
@@ -38,7 +41,7 @@ class LlamaCppEngine:
         from .gguf_export import gguf_for
         from .hf import stop_ids
 
-        path = gguf_for(model_dir, dtype)
+        path = gguf or gguf_for(model_dir, dtype)
         config = AutoConfig.from_pretrained(model_dir)
         tokenizer = AutoTokenizer.from_pretrained(model_dir)
         try:
@@ -88,18 +91,20 @@ class LlamaCppEngine:
             cached = _common_prefix(self._kept(i), req.prompt_ids)
             if req.temperature > 0:
                 llm.set_seed(req.seed if req.seed is not None else 0)
-                sampling = {"temp": req.temperature, "top_k": self.top_k, "top_p": self.top_p, "min_p": 0.0}
+                sampling = {"temp": req.temperature, "min_p": 0.0,
+                            "top_k": self.top_k if req.top_k is None else req.top_k,
+                            "top_p": self.top_p if req.top_p is None else req.top_p}
             else:
                 sampling = {"temp": 0.0, "top_k": 1, "top_p": 1.0, "min_p": 0.0}
             new: list[int] = []
-            finish = "length"
+            finish, stop_token = "length", None
             for token in llm.generate(req.prompt_ids, repeat_penalty=1.0, **sampling):
                 if token in self.stops:
-                    finish = "stop"
+                    finish, stop_token = "stop", token
                     break
                 new.append(token)
                 if len(new) >= req.max_new_tokens:
                     break
-            return Generated(ids=new, finish_reason=finish, cached_prompt_tokens=cached)
+            return Generated(ids=new, finish_reason=finish, cached_prompt_tokens=cached, stop_token=stop_token)
         finally:
             self._release(i)

@@ -20,9 +20,10 @@ from ..querygen.rollouts import offered_tools
 from .checkpoints import train_or_finish
 from .rewards import REWARD_TERMS, RewardConfig, composite_reward
 from .rl_env import SessionPool, environment_class
+from .rl_rollout import EngineRollouts, PolicySnapshot, rollout_rows_trainer
 from .rows import TrainView, row_rng, select_tools
 from .settings import RLSettings
-from .sft import deepspeed_file
+from .sft import deepspeed_file, use_bf16
 
 
 def rl_arguments(settings: RLSettings, out_dir: Path, gpu: bool, bf16: bool, world_size: int = 1,
@@ -46,7 +47,7 @@ def rl_arguments(settings: RLSettings, out_dir: Path, gpu: bool, bf16: bool, wor
                 temperature=settings.temperature, logging_steps=1,
                 save_steps=max(1, steps // 2) if steps else 100, save_total_limit=1, report_to=[],
                 seed=settings.seed, use_cpu=not gpu, deepspeed=deepspeed_file(settings.deepspeed, gpu),
-                bf16=gpu and bf16, gradient_checkpointing=gpu, dataloader_num_workers=0,
+                bf16=bf16, gradient_checkpointing=gpu, dataloader_num_workers=0,
                 **vllm_arguments(settings, gpu, engine, gpu_memory_utilization))
 
 
@@ -58,6 +59,12 @@ def vllm_arguments(settings: RLSettings, gpu: bool, engine: str | None, gpu_memo
     if settings.vllm_mode == "colocate" and gpu_memory_utilization:
         args["vllm_gpu_memory_utilization"] = gpu_memory_utilization
     return args
+
+
+def rollouts_by_engine(gpu: bool, engine: str | None) -> bool:
+    """Who generates GRPO rollouts: on CPU with engine llama_cpp, our engine (`rl_rollout.py`); otherwise TRL
+    (vLLM on a GPU with engine vllm, else transformers' generate)."""
+    return not gpu and engine == "llama_cpp"
 
 
 def task_rows(rl_path: Path, split: str = "train", limit: int | None = None) -> list[dict]:
@@ -84,11 +91,14 @@ def count_format_errors(completion: list[dict]) -> int:
 
 
 def make_reward_fn(cfg: RewardConfig):
-    def envfactory_reward(completions, environments, trainer_state=None, log_metric=None, **_):
+    def envfactory_reward(completions, environments=None, outcome=None, trainer_state=None, log_metric=None, **_):
+        """Scores TRL's tool-loop rollouts (`environments`) or the engine's (`outcome`, from `rl_rollout.py`)."""
         progress = trainer_state.global_step / max(1, trainer_state.max_steps) if trainer_state else 0.0
+        if outcome is None:
+            outcome = [env.outcome(count_format_errors(c)) for c, env in zip(completions, environments, strict=True)]
         totals, parts = [], defaultdict(list)
-        for completion, env in zip(completions, environments, strict=True):
-            r = composite_reward(env.outcome(count_format_errors(completion)), cfg, progress)
+        for o in outcome:
+            r = composite_reward(o, cfg, progress)
             totals.append(r["reward"])
             for k in REWARD_TERMS:
                 parts[k].append(r[k])
@@ -115,20 +125,17 @@ def run_rl(settings: RLSettings, model_path: str, view: TrainView, rl_path: Path
     tokenizer = AutoTokenizer.from_pretrained(path, padding_side="left")
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    # Our template writes Qwen3's <tool_call> format; TRL parses completions with the matching response template.
-    tokenizer.response_template = qwen3_template
 
     rows = task_rows(rl_path, "train")
     if settings.max_gold_calls is not None:
         rows = [r for r in rows if len(json.loads(r["gold_calls"])) <= settings.max_gold_calls]
     rows = rows[:settings.max_examples] if settings.max_examples else rows
     pool = SessionPool(packages, sandbox)
-    factories, schemas, records = {}, {}, []
+    classes, schemas, records = {}, {}, []
     for row in rows:
         tools, routes = row_tools(row, packages, view.max_tools, settings.seed)
-        cls = environment_class(list(row["envs"]), tools, routes)
         name = row["chain_id"]
-        factories[name] = (lambda c=cls: c(pool, tokenizer, view))
+        classes[name] = environment_class(list(row["envs"]), tools, routes)
         schemas[name] = tools
         prompt = [{"role": m["role"], "content": m["content"] or ""} for m in row["prompt"]]
         records.append({"prompt": prompt, "environment": name, "scenarios": row["scenarios"],
@@ -141,7 +148,11 @@ def run_rl(settings: RLSettings, model_path: str, view: TrainView, rl_path: Path
         raise RuntimeError("engine vllm: GRPO rollouts need vllm importable in the training environment "
                            "(TRL 1.16 supports vllm 0.22-0.31, which pin transformers<5.18: install a GPU "
                            "environment with those pins), or set generation.engine: transformers")
-    args = GRPOConfig(**rl_arguments(settings, out_dir, gpu, gpu and torch.cuda.is_bf16_supported(),
+    engine_rollouts = rollouts_by_engine(gpu, engine)
+    if engine_rollouts and settings.lora:
+        raise ValueError("engine llama_cpp rollouts export the full policy weights each step; with lora: true use "
+                         "generation.engine: transformers (TRL's own rollouts)")
+    args = GRPOConfig(**rl_arguments(settings, out_dir, gpu, use_bf16(settings.bf16, gpu),
                                      int(os.environ.get("WORLD_SIZE", "1")), engine,
                                      generation.gpu_memory_utilization if generation is not None else None))
     peft_config = None
@@ -151,17 +162,32 @@ def run_rl(settings: RLSettings, model_path: str, view: TrainView, rl_path: Path
         peft_config = LoraConfig(r=settings.lora_r, lora_alpha=2 * settings.lora_r, task_type="CAUSAL_LM",
                                  target_modules="all-linear")
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
-    trainer = GRPOTrainer(model=model, reward_funcs=[make_reward_fn(settings.reward)], args=args,
-                          train_dataset=dataset, processing_class=tokenizer, environment_factory=factories,
-                          peft_config=peft_config)
-    # Render each row's tools from the spec's own JSON schemas (TRL would re-derive them from the signatures).
-    if not hasattr(trainer, "_env_tools"):
-        raise RuntimeError("this TRL version no longer exposes per-environment tool schemas; pin trl==1.16.0")
-    trainer._env_tools = {name: schemas[name] for name in schemas}
+    reward_fn = make_reward_fn(settings.reward)
+    snapshot = None
+    if engine_rollouts:  # llama.cpp generates from the live weights; we run the tool loop (rl_rollout.py)
+        snapshot = PolicySnapshot(path, out_dir, generation.workers)
+        rollout = EngineRollouts(snapshot, tokenizer, classes, schemas, pool, view,
+                                 settings.max_completion_length, settings.max_turns, settings.temperature,
+                                 generation.concurrency, settings.seed)
+        trainer = rollout_rows_trainer(GRPOTrainer)(model=model, reward_funcs=[reward_fn], args=args,
+                                                    train_dataset=dataset, processing_class=tokenizer,
+                                                    rollout_func=rollout)
+    else:
+        # Our template writes Qwen3's <tool_call> format; TRL parses completions with the matching response template.
+        tokenizer.response_template = qwen3_template
+        factories = {name: (lambda c=cls: c(pool, tokenizer, view)) for name, cls in classes.items()}
+        trainer = GRPOTrainer(model=model, reward_funcs=[reward_fn], args=args, train_dataset=dataset,
+                              processing_class=tokenizer, environment_factory=factories, peft_config=peft_config)
+        # Render each row's tools from the spec's own JSON schemas (TRL would re-derive them from the signatures).
+        if not hasattr(trainer, "_env_tools"):
+            raise RuntimeError("this TRL version no longer exposes per-environment tool schemas; pin trl==1.16.0")
+        trainer._env_tools = {name: schemas[name] for name in schemas}
     try:
         result = train_or_finish(trainer, out_dir / "checkpoints", settings.max_steps, "rl", log)
     finally:
         pool.close()
+        if snapshot is not None:
+            snapshot.close()
     faults.point("rl:checkpointed")  # crash tests: a checkpoint on disk, no final model or metrics.json
     final = out_dir / "model"
     trainer.save_model(str(final))
@@ -169,7 +195,8 @@ def run_rl(settings: RLSettings, model_path: str, view: TrainView, rl_path: Path
     history = [h for h in trainer.state.log_history if "reward" in h]
     metrics = {"steps": trainer.state.global_step, "train_rows": len(rows),
                "train_runtime_s": result.metrics.get("train_runtime") if result else None,
-               "sandbox_workers": pool.created,
+               "sandbox_workers": pool.created, "rollouts": "llama_cpp" if engine_rollouts else
+               ("vllm" if args.use_vllm else "transformers"),
                "history": history}
     log(f"[rl] steps={metrics['steps']} runtime={metrics['train_runtime_s']}")
     return metrics

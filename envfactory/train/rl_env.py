@@ -110,12 +110,22 @@ class TaskEnvironment:
         result = self._sessions[env].call(tool, arguments)
         return self._view.shorten(json.dumps(result, ensure_ascii=False), self._tokenizer)
 
+    def call_tool(self, name: str, arguments: dict) -> str:
+        """A parsed call by name (engine rollouts): a tool this row does not offer is an error the model reads."""
+        if name not in self.routes:
+            return json.dumps({"error": {"kind": "unknown_tool", "message": f"no tool named {name!r}"}})
+        return self._call(name, arguments)
+
     def outcome(self, format_errors: int = 0) -> RolloutOutcome:
         """Score inputs of the finished rollout; returns the sandbox workers to the pool."""
         outcome = row_outcome(self._row, list(self._calls), format_errors,
                               {e: s.state_hash() for e, s in self._sessions.items()}, dict(self._initial))
         self._give_back()
         return outcome
+
+    def release(self) -> None:
+        """Give the sandbox workers back without scoring (a rollout that failed)."""
+        self._give_back()
 
     def _give_back(self) -> None:
         for env, session in self._sessions.items():

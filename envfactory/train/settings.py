@@ -105,6 +105,8 @@ class SFTSettings(BaseModel):
     lora_r: int = 16
     deepspeed: str | None = Field(None, description="DeepSpeed config for GPU runs: zero2 | zero3 (bundled) or a "
                                                     "JSON path")
+    bf16: bool | None = Field(None, description="bf16 mixed precision (weights stay f32); null = where the "
+                                                "hardware has it natively (GPU; CPU with AVX512-BF16/AMX)")
     seed: int = 0
     logging_steps: int = 5
     save_steps: int | None = Field(None, description="checkpoint interval for resuming (None = half-way; "
@@ -142,4 +144,6 @@ class RLSettings(BaseModel):
                                 "processes (default; works with environment_factory), server = `trl vllm-serve` "
                                 "on other GPUs (TRL issue 4543: multi-turn tool rollouts mis-pair with "
                                 "num_generations > 1 before TRL PR 6673)")
+    bf16: bool | None = Field(None, description="bf16 mixed precision (weights stay f32); null = where the "
+                                                "hardware has it natively (GPU; CPU with AVX512-BF16/AMX)")
     seed: int = 0

@@ -35,6 +35,25 @@ def deepspeed_file(name: str | None, gpu: bool) -> str | None:
     return str(path)
 
 
+def cpu_has_bf16() -> bool:
+    """Native bf16 matmul instructions (AVX512-BF16 or AMX): there bf16 autocast runs a 135M model's forward and
+    backward ~2.5x faster than f32 (measured on a 2-core EPYC); without them it is slower than f32."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def use_bf16(setting: bool | None, gpu: bool) -> bool:
+    """bf16 mixed precision: the setting when given, else where the hardware runs it natively."""
+    import torch
+
+    if setting is not None:
+        return setting
+    return torch.cuda.is_bf16_supported() if gpu else cpu_has_bf16()
+
+
 def sft_arguments(settings: SFTSettings, out_dir: Path, gpu: bool, bf16: bool) -> dict[str, Any]:
     """SFTConfig keyword arguments: the settings as the trainer gets them (tested without a GPU by passing gpu)."""
     steps = settings.max_steps
@@ -48,9 +67,9 @@ def sft_arguments(settings: SFTSettings, out_dir: Path, gpu: bool, bf16: bool) -
                 save_steps=settings.save_steps or (max(1, steps // 2) if steps else 500), save_total_limit=1,
                 max_length=settings.max_length, report_to=[], seed=settings.seed,
                 deepspeed=deepspeed_file(settings.deepspeed, gpu), use_cpu=not gpu, dataloader_num_workers=0,
-                # TRL defaults to bf16 + activation checkpointing: right on GPUs, ~10x slower on a CPU
-                # without bf16 units, where a 135M model needs neither.
-                bf16=gpu and bf16, gradient_checkpointing=gpu)
+                # Activation checkpointing only on GPUs: a 135M model on CPU does not need the memory and
+                # would pay a second forward pass.
+                bf16=bf16, gradient_checkpointing=gpu)
 
 
 def tokenize_example(tokenizer, messages: list[dict], tools: list[dict], max_length: int,
@@ -117,7 +136,7 @@ def run_sft(settings: SFTSettings, model: str, view: TrainView, sft_path: Path, 
         peft_config = LoraConfig(r=settings.lora_r, lora_alpha=2 * settings.lora_r, task_type="CAUSAL_LM",
                                  target_modules="all-linear")
     gpu = torch.cuda.is_available()
-    args = SFTConfig(**sft_arguments(settings, out_dir, gpu, gpu and torch.cuda.is_bf16_supported()))
+    args = SFTConfig(**sft_arguments(settings, out_dir, gpu, use_bf16(settings.bf16, gpu)))
     # Pre-tokenized rows with `assistant_masks`: TRL turns the mask into labels (-100 elsewhere).
     trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
                          peft_config=peft_config)
