@@ -117,6 +117,7 @@ def test_dag_reaches_the_headline_results(tmp_path):
     assert set(cap.deltas) == {"sft", "rl"} and all(d.delta is not None for d in cap.deltas.values())
     assert res.contamination["vitabench"]["checked"] is True
     assert res.training["rl"]["steps"] == 1 and res.training["sft"]["steps"] == 1
+    assert res.training["rl"]["rollouts"] == "llama_cpp"  # the card's CPU engine generated GRPO's rollouts
     assert re.fullmatch(r"[0-9a-f]{40}", res.provenance.git_sha) and res.provenance.data_checksums
 
     import mlflow
