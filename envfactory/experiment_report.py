@@ -38,6 +38,7 @@ from .sweep_report import (
 )
 
 PLOTS = ("heldout", "reward_curve", "funnel")
+SMOOTH = 4  # steps in the reward curve's moving mean
 STAGE_ORDER = ("base", "sft", "rl")
 NO_SE = "n < 2: no error bar"
 
@@ -165,13 +166,22 @@ def plot_heldout(s: ExperimentSummary) -> bytes:
     return to_png(plt, fig)
 
 
-def plot_reward_curve(s: ExperimentSummary) -> bytes:
-    """Mean GRPO reward per RL step with its within-group spread (± reward_std)."""
+def reward_curves(s: ExperimentSummary) -> list[Curve]:
+    """Mean GRPO reward per RL step with its within-group spread (± reward_std), and its moving mean."""
     curves = []
     if s.reward:
         spread = [r.reward_std for r in s.reward]
         curves.append(Curve("mean reward", [r.step for r in s.reward], [r.reward for r in s.reward],
                             None if None in spread else spread, "± reward_std (within a GRPO group)"))
+        if len(s.reward) >= 2 * SMOOTH:  # a step sees a few new prompts: its mean is mostly their difficulty
+            means = [r.reward for r in s.reward]
+            curves.append(Curve(f"mean of the last {SMOOTH} steps", [r.step for r in s.reward[SMOOTH - 1:]],
+                                [sum(means[i - SMOOTH + 1:i + 1]) / SMOOTH for i in range(SMOOTH - 1, len(means))]))
+    return curves
+
+
+def plot_reward_curve(s: ExperimentSummary) -> bytes:
+    curves = reward_curves(s)
     return reward_curves_png(curves, "RL ran but logged no reward" if s.rl_ran else "no RL stage in this experiment")
 
 

@@ -251,3 +251,15 @@ def test_the_default_target_builds_the_page_first(tmp_path):
     assert "output: results/default/report.html" in job and "input: results/default/results.json" in job
     headline = next(b for b in re.split(r"\n(?=(?:local)?rule \w+:)", out) if b.startswith("rule headline:"))
     assert "results/default/report.html" in headline.split("output:")[0]
+
+
+def test_a_long_reward_curve_gets_its_moving_mean(tmp_path):
+    """Each GRPO step sees a few new prompts, so the curve is drawn with the mean of the last SMOOTH steps."""
+    from envfactory.experiment_report import SMOOTH, RewardStep, reward_curves, summarize_experiment
+
+    s = summarize_experiment(make_experiment(tmp_path))
+    assert [c.label for c in reward_curves(s)] == ["mean reward"]  # 3 steps: too few to smooth
+    s.reward = [RewardStep(step=i + 1, reward=float(i % 2)) for i in range(2 * SMOOTH)]  # 0, 1, 0, 1, ...
+    raw, smooth = reward_curves(s)
+    assert raw.spread is None and smooth.steps == list(range(SMOOTH, 2 * SMOOTH + 1))
+    assert smooth.means == [0.5] * (SMOOTH + 1)
