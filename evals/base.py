@@ -178,6 +178,15 @@ def idle_policy():
     return act
 
 
+def episode_workers(policy: PolicySpec) -> int:
+    """Episodes a benchmark may run at once for this policy: the provider's concurrency for a model (an engine or
+    an endpoint serves requests side by side); 1 for oracle/idle policies and scripted replies, whose answers are
+    consumed in order."""
+    if policy.kind != "model" or policy.provider is None or policy.provider.name == "scripted":
+        return 1
+    return max(1, policy.provider.concurrency)
+
+
 def trial_seed(seed: int, task_id: str, trial: int) -> int:
     """Per (task, trial): trials of one task sample differently, and a re-run samples the same."""
     return int.from_bytes(hashlib.sha256(f"{seed}:{task_id}:{trial}".encode()).digest()[:4], "big")

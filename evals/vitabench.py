@@ -23,6 +23,7 @@ import math
 import re
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 
@@ -37,6 +38,7 @@ from .base import (
     CategoryScore,
     EvalContext,
     dir_checksum,
+    episode_workers,
     idle_policy,
     mean_stderr,
     model_policy,
@@ -513,20 +515,30 @@ class VitaBench:
         idle = idle_policy() if ctx.policy.kind == "idle" else None  # a model policy is built per trial
         (log_dir := Path(ctx.work_dir) / "vitabench").mkdir(parents=True, exist_ok=True)
         categories, repaired_all, excluded_all = [], {}, {}
+        workers = episode_workers(ctx.policy)
         for cat in wanted:
             tasks = json.loads((root / cat / "tasks_en.json").read_text())[:ctx.limit]
             scores, judged, successes, with_repairs, without_repairs = [], [], [], [], []
+            repairs_of, empty_of = {}, {}
+            for task in tasks:
+                repairs_of[task["id"]] = []
+                env = VitaEnv(task, cat)
+                if empty := empty_gold_orders(gold_records(task, env, repairs_of[task["id"]]), env):
+                    empty_of[task["id"]] = empty
+            # every trial of every kept task at once, each with its own VitaEnv; gathered in task/trial order
+            jobs = [(task, trial) for task in tasks if task["id"] not in empty_of for trial in range(ctx.num_trials)]
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                done = iter(pool.map(lambda j, c=cat: self._trial(j[0], c, ctx, self._agent(ctx, idle, j[0], j[1]),
+                                                           user_sim, judge), jobs))
             with open(log_dir / f"{cat}.jsonl", "w") as log:
                 for task in tasks:
-                    repairs: list[str] = []
-                    env = VitaEnv(task, cat)
-                    if empty := empty_gold_orders(gold_records(task, env, repairs), env):
+                    repairs = repairs_of[task["id"]]
+                    if empty := empty_of.get(task["id"]):
                         excluded_all[f"{cat} {task['id']}"] = empty
                         log.write(json.dumps({"task": task["id"], "excluded": "repaired gold order without "
                                               f"products: {', '.join(empty)}", "repairs": repairs}) + "\n")
                         continue
-                    trials = [self._trial(task, cat, ctx, self._agent(ctx, idle, task, trial), user_sim, judge)
-                              for trial in range(ctx.num_trials)]
+                    trials = [next(done) for _ in range(ctx.num_trials)]
                     for i, (score, frac, info) in enumerate(trials):
                         log.write(json.dumps({"task": task["id"], "trial": i, "score": score, "rubric": frac}
                                              | info | ({"repairs": repairs} if repairs else {})) + "\n")

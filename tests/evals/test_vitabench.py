@@ -435,3 +435,62 @@ def test_unavailable_when_data_dir_missing(tmp_path):
     result = get_benchmark("vitabench").run(ctx(tmp_path, data_dir=tmp_path / "missing"))
     assert result.status == "unavailable" and str(tmp_path / "missing") in result.reason
     assert result.categories == [] and result.score is None
+
+
+@needs_data
+def test_model_episodes_run_side_by_side_and_report_in_task_order(tmp_path):
+    """A served model answers requests side by side: trials run `provider.concurrency` at a time, and the result
+    and the log do not depend on it."""
+    import threading
+    import time as _time
+
+    from envfactory.llm.registry import register_provider
+    from envfactory.llm.types import ChatResponse, ToolCall
+
+    state = {"now": 0, "peak": 0}
+    lock = threading.Lock()
+    first = tasks("delivery")[0]
+    gold = gold_records(first, VitaEnv(first, "delivery"))
+    assert len(gold) == 1
+
+    @register_provider("vitabench_test_agent")
+    class Agent:  # places and pays the first task's gold order, answers every other task without acting
+        def __init__(self, cfg):
+            self.cfg = cfg
+
+        def complete(self, request):
+            with lock:
+                state["now"] += 1
+                state["peak"] = max(state["peak"], state["now"])
+            _time.sleep(0.05)
+            with lock:
+                state["now"] -= 1
+            turn = sum(m.role == "assistant" for m in request.messages)
+            if request.messages[1].content != first["instructions"] or turn > 1:
+                return ChatResponse(content="Done.")
+            g = gold[0]
+            order = {"store_id": g["store_id"], "address": g["address"], "items": [
+                {"product_id": p["product_id"], "quantity": p["quantity"]} for p in g["products"]]}
+            if turn == 0:
+                return ChatResponse(content="", tool_calls=[ToolCall(id="c1", name="create_delivery_order",
+                                                                     arguments=order)])
+            return ChatResponse(content="", tool_calls=[ToolCall(id="c2", name="pay_order",
+                                                                 arguments={"order_id": f"{first['id']}-D01"})])
+
+    def run(concurrency):
+        state["peak"] = 0
+        spec = PolicySpec(kind="model", name="agent", provider=ProviderConfig(
+            name="vitabench_test_agent", model="a", concurrency=concurrency))
+        work = tmp_path / f"c{concurrency}"
+        result = get_benchmark("vitabench").run(EvalContext(policy=spec, work_dir=work, categories=["delivery"],
+                                                            limit=4, num_trials=2))
+        log = [(x["task"], x.get("trial"), x.get("score")) for x in
+               map(json.loads, (work / "vitabench/delivery.jsonl").read_text().splitlines())]
+        return [(c.n, c.score, c.pass_k) for c in result.categories], log, state["peak"]
+
+    one, log_one, peak_one = run(1)
+    four, log_four, peak_four = run(4)
+    assert peak_one == 1 and peak_four > 1
+    assert one == four and log_one == log_four
+    ids = [t["id"] for t in tasks("delivery")[:4]]
+    assert log_one == [(t, i, 1.0 if t == first["id"] else 0.0) for t in ids for i in range(2)]  # mixed outcomes
