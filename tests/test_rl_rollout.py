@@ -198,4 +198,5 @@ def test_policy_snapshot_exports_the_live_weights_once_per_step(tmp_path):
         changed = {k for k, v in _tensors(snap.path).items() if v != saved[k]}
         assert changed == {"output_norm.weight"}
     finally:
-        snap.close()
+        snap.close(remove=True)
+    assert not snap.path.exists()

@@ -187,7 +187,7 @@ def run_rl(settings: RLSettings, model_path: str, view: TrainView, rl_path: Path
     finally:
         pool.close()
         if snapshot is not None:
-            snapshot.close()
+            snapshot.close(remove=True)
     faults.point("rl:checkpointed")  # crash tests: a checkpoint on disk, no final model or metrics.json
     final = out_dir / "model"
     trainer.save_model(str(final))

@@ -70,10 +70,12 @@ class PolicySnapshot:
         self.step, self.exports = step, self.exports + 1
         return self.engine, time.perf_counter() - t0
 
-    def close(self) -> None:
+    def close(self, remove: bool = False) -> None:
         if self.engine is not None:
             self.engine.close()
             self.engine = None
+        if remove:  # the export is a working copy of the policy (540 MB for 135M), not an output
+            self.path.unlink(missing_ok=True)
 
 
 class EngineRollouts:
