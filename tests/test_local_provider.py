@@ -42,3 +42,32 @@ def test_envgen_plumbing_end_to_end(local_cfg, tmp_path):
     assert report.status == "ran" and report.calls >= 1 and report.tokens > 0
     assert (tmp_path / "out" / "report.json").is_file()
     assert report.verified + report.rejected == report.proposed
+
+
+def test_first_requests_from_many_threads_load_the_tokenizer_safely():
+    """Benchmarks run episodes in threads; transformers' lazy first import is not thread-safe (4 threads importing
+    AutoTokenizer at once failed 2-3 times in 3 of 3 tries), so the provider loads tokenizers one at a time.
+    A fresh interpreter: nothing has imported transformers yet."""
+    import subprocess
+    import sys
+
+    from envfactory.default_model import prepare_default_model
+
+    code = f"""
+import sys, threading
+from envfactory.llm.providers import local
+assert "transformers" not in sys.modules
+errors = []
+def first():
+    try:
+        local._tokenizer({str(prepare_default_model())!r}, "fp")
+    except Exception as exc:
+        errors.append(repr(exc))
+threads = [threading.Thread(target=first) for _ in range(4)]
+[t.start() for t in threads]
+[t.join() for t in threads]
+print(errors)
+sys.exit(1 if errors else 0)
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr[-2000:]

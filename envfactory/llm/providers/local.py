@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import threading
 from functools import lru_cache
 
 from ..registry import register_provider
@@ -10,9 +11,18 @@ from ..toolcall import parse_tool_calls
 from ..types import ChatRequest, ChatResponse, ProviderConfig, ToolCall, Usage
 from ._common import json_instruction
 
+_tokenizer_lock = threading.Lock()
+
+
+def _tokenizer(path: str, fingerprint: str):
+    # One loader at a time: episodes run in threads, and transformers' lazy first import is not thread-safe
+    # (concurrent `from transformers import AutoTokenizer` raised ImportError in VitaBench's first trials).
+    with _tokenizer_lock:
+        return _load_tokenizer(path, fingerprint)
+
 
 @lru_cache(maxsize=4)
-def _tokenizer(path: str, fingerprint: str):  # keyed by the weights too: a model retrained in place is reloaded
+def _load_tokenizer(path: str, fingerprint: str):  # keyed by the weights too: a model retrained in place is reloaded
     from transformers import AutoTokenizer
 
     from ...default_model import resolve_model_path
