@@ -158,11 +158,17 @@ def test_a_batch_keeps_the_order_of_its_rows(setup, tokenizer):
     engine = ScriptedEngine(tokenizer, texts)
     r.snapshot = SimpleNamespace(engine_for=lambda trainer: (engine, 0.0))
     r.concurrency = 1  # scripted texts are consumed in order
-    trainer = SimpleNamespace(_rollout_rows=[_record(row)] * 2)
+    trainer = SimpleNamespace(_rollout_rows=[_record(row)] * 2, state=SimpleNamespace(global_step=3))
     out = r([_prompt(row)] * 2, trainer)
     assert set(out) == {"prompt_ids", "completion_ids", "logprobs", "env_mask", "outcome"}
     assert out["logprobs"] is None  # on-policy: no sampling logprobs are claimed
     assert [len(o.predicted_calls) for o in out["outcome"]] == [1, 0]
+    # seeds follow the optimizer step (a resumed run draws the same rollouts), distinct per rollout and turn
+    seeds = [q.seed for q in engine.requests]
+    assert len(set(seeds)) == len(seeds) == 3
+    engine.texts, engine.requests = list(texts), []
+    r([_prompt(row)] * 2, trainer)
+    assert [q.seed for q in engine.requests] == seeds
     with pytest.raises(RuntimeError, match="2 rows"):
         r([_prompt(row)], trainer)
 

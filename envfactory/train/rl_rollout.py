@@ -88,7 +88,6 @@ class EngineRollouts:
         self.pool, self.view = pool, view
         self.max_completion_length, self.max_turns, self.temperature = max_completion_length, max_turns, temperature
         self.concurrency, self.seed = concurrency, seed
-        self.batches = 0
 
     def __call__(self, prompts: list, trainer) -> dict:
         rows = trainer._rollout_rows
@@ -96,8 +95,8 @@ class EngineRollouts:
             raise RuntimeError(f"rollout_func got {len(prompts)} prompts for {len(rows)} rows")
         engine, sync_s = self.snapshot.engine_for(trainer)
         t0 = time.perf_counter()
-        base = self.seed * 1_000_003 + self.batches * 10_007
-        self.batches += 1
+        # seeds from the optimizer step, not a counter: a run resumed from a checkpoint draws the same rollouts
+        base = self.seed * 1_000_003 + trainer.state.global_step * 10_007
         with ThreadPoolExecutor(max_workers=self.concurrency) as ex:
             done = list(ex.map(lambda i: self.rollout(engine, prompts[i], rows[i], base + i), range(len(rows))))
         seconds = time.perf_counter() - t0
