@@ -226,8 +226,9 @@ def cmd_eval_envs(args) -> int:
 
     cfg = load_config(args.config)
     model = args.model or stages.base_model_ref(cfg)
-    r = stages.run_eval_envs_stage(cfg, Path(args.manifest), Path(args.data), model, args.stage, Path(args.out))
-    print(f"held-out success ({args.stage}): {r['success_rate']:.3f} over {r['episodes']} tasks in {r['wall_s']} s")
+    r = stages.run_eval_envs_stage(cfg, Path(args.manifest), Path(args.data), model, args.stage, Path(args.out),
+                                   split=args.split, max_gold_calls=args.max_gold_calls, sample=args.sample)
+    print(f"{args.split} success ({args.stage}): {r['success_rate']:.3f} over {r['episodes']} tasks in {r['wall_s']} s")
     return 0
 
 
@@ -465,6 +466,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="a stage's metrics.json, a path or a hub id (default: the base model)")
     p.add_argument("--stage", default="base", help="label: base | sft | rl")
     p.add_argument("--out", required=True)
+    p.add_argument("--split", default="heldout", choices=["heldout", "train"],
+                   help="train: the RL rows' train split (does RL learn what it trained on?)")
+    p.add_argument("--max-gold-calls", type=int, help="only tasks with at most this many gold calls")
+    p.add_argument("--sample", type=int, help="this many tasks spread evenly over the sorted rows "
+                                              "(default: the first train.heldout.limit)")
     p.set_defaults(func=cmd_eval_envs)
 
     p = sub.add_parser("eval", help="one public benchmark on a model (rule eval_bench)")

@@ -78,7 +78,11 @@ def run_rl_stage(cfg: ExperimentConfig, manifest: Path, rl_data: Path, init_mode
 
 
 def run_eval_envs_stage(cfg: ExperimentConfig, manifest: Path, rl_data: Path, model: str, stage: str,
-                        out: Path) -> dict:
+                        out: Path, split: str = "heldout", max_gold_calls: int | None = None,
+                        sample: int | None = None) -> dict:
+    """Success of one model on the held-out split (the rule), or on another split of the RL rows: `max_gold_calls`
+    keeps tasks of at most that many gold calls, `sample` takes that many spread evenly over the sorted rows
+    (else the first `train.heldout.limit`)."""
     from ..agent.loop import llm_policy
     from ..generation.serving import served_policy
     from ..llm import LLMClient
@@ -88,7 +92,10 @@ def run_eval_envs_stage(cfg: ExperimentConfig, manifest: Path, rl_data: Path, mo
     h = cfg.train.heldout
     ref = model_ref(model)
     tokenizer = _tokenizer(ref)
-    rows = task_rows(rl_data, "heldout", h.limit)
+    rows = task_rows(rl_data, split)
+    if max_gold_calls is not None:
+        rows = [r for r in rows if len(json.loads(r["gold_calls"])) <= max_gold_calls]
+    rows = rows[::max(1, len(rows) // sample)][:sample] if sample else rows[:h.limit] if h.limit else rows
     gen = cfg.generation
     with rule_run(f"eval_envs_{stage}", cfg) as run, \
             served_policy(gen, ref, h.max_new_tokens, out.parent / "vllm.log", seed=cfg.seed) as provider:
@@ -97,7 +104,7 @@ def run_eval_envs_stage(cfg: ExperimentConfig, manifest: Path, rl_data: Path, mo
                     "engine": gen.engine, "concurrency": gen.concurrency, "workers": gen.workers})
         t0 = time.time()
         report = evaluate(llm_policy(client, max_tokens=h.max_new_tokens), rows, admitted_packages(manifest),
-                          max_turns=h.max_turns, max_tool_chars=None, split="heldout",
+                          max_turns=h.max_turns, max_tool_chars=None, split=split,
                           max_tools=cfg.train.view.max_tools, seed=cfg.train.rl.seed,
                           shorten=lambda text: cfg.train.view.shorten(text, tokenizer),
                           concurrency=gen.concurrency)
