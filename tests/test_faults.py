@@ -62,6 +62,7 @@ _LAST = max((i for i, s in enumerate(STAGES) if s[0] in _ONLY), default=len(STAG
 # Timings, this process's own accounting (an RL stage resumed from its final checkpoint starts no sandbox worker)
 # and the absolute working folder: everything else of an output must match the uninterrupted run.
 VOLATILE = {"wall_s", "seconds", "replay_wall_s", "train_runtime_s", "train_runtime", "step_time", "created_at",
+            "rollout/generate_s", "rollout/sync_s",  # GRPO's engine rollouts: wall-clock timings
             "sandbox_workers", "mlflow_parent_run_id",  # a new MLflow dag run per invocation
             "git_sha"}  # a commit may land during the ~10 minutes
 
