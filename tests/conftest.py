@@ -69,3 +69,15 @@ def tiny_rl_data(tmp_path_factory):
     stages.run_datasets_stage(cfg, manifest, d / "chains.parquet", d / "queries.parquet", d / "trajectories.parquet",
                               d, log=lambda _: None)
     return admitted_packages(manifest), d / "rl.parquet"
+
+
+@pytest.fixture(scope="module")
+def rl_train_setup(tiny_rl_data):
+    """(packages, the train split's RL rows, a SessionPool) for the GRPO environment and rollout tests."""
+    from envfactory.train.rl import task_rows
+    from envfactory.train.rl_env import SessionPool
+
+    packages, rl = tiny_rl_data
+    pool = SessionPool(packages)
+    yield packages, task_rows(rl, "train"), pool
+    pool.close()

@@ -10,18 +10,9 @@ import pytest
 from transformers.utils import get_json_schema
 
 from envfactory.train.rewards import RewardConfig
-from envfactory.train.rl import count_format_errors, make_reward_fn, row_tools, task_rows
-from envfactory.train.rl_env import SessionPool, environment_class
+from envfactory.train.rl import count_format_errors, make_reward_fn, row_tools
+from envfactory.train.rl_env import environment_class
 from envfactory.train.rows import MIN_DISTRACTORS, TrainView
-
-
-@pytest.fixture(scope="module")
-def setup(tiny_rl_data):
-    packages, rl = tiny_rl_data
-    rows = task_rows(rl, "train")
-    pool = SessionPool(packages)
-    yield packages, rows, pool
-    pool.close()
 
 
 def _env_for(row, packages, pool, max_tools=3):
@@ -34,8 +25,8 @@ def _play_gold(env, row):
         getattr(env, g["name"])(**g["arguments"])
 
 
-def test_methods_mirror_the_offered_tools(setup):
-    packages, rows, pool = setup
+def test_methods_mirror_the_offered_tools(rl_train_setup):
+    packages, rows, pool = rl_train_setup
     row = max(rows, key=lambda r: len(json.loads(r["gold_calls"])))
     env, tools = _env_for(row, packages, pool)
     gold = {g["name"] for g in json.loads(row["gold_calls"])}
@@ -54,8 +45,8 @@ def test_methods_mirror_the_offered_tools(setup):
     assert not any(hasattr(env, n) for n in every - set(names))
 
 
-def test_gold_replay_scores_one_and_idle_scores_zero(setup):
-    packages, rows, pool = setup
+def test_gold_replay_scores_one_and_idle_scores_zero(rl_train_setup):
+    packages, rows, pool = rl_train_setup
     reward = make_reward_fn(RewardConfig())
     row = next(r for r in rows if len(json.loads(r["gold_calls"])) >= 2)
     gold_env, _ = _env_for(row, packages, pool)
@@ -72,8 +63,8 @@ def test_gold_replay_scores_one_and_idle_scores_zero(setup):
     assert pool.created <= 2  # workers returned to the pool after scoring, not leaked
 
 
-def test_bad_calls_return_structured_errors_and_do_not_raise(setup):
-    packages, rows, pool = setup
+def test_bad_calls_return_structured_errors_and_do_not_raise(rl_train_setup):
+    packages, rows, pool = rl_train_setup
     row = rows[0]
     env, tools = _env_for(row, packages, pool)
     env.reset(**row)
@@ -86,12 +77,12 @@ def test_bad_calls_return_structured_errors_and_do_not_raise(setup):
     env.outcome()
 
 
-def test_tool_output_is_cut_to_the_token_budget(setup):
+def test_tool_output_is_cut_to_the_token_budget(rl_train_setup):
     from transformers import AutoTokenizer
 
     from envfactory.default_model import resolve_model_path
 
-    packages, rows, pool = setup
+    packages, rows, pool = rl_train_setup
     tok = AutoTokenizer.from_pretrained(resolve_model_path("smollm2-135m"))
     row = next(r for r in rows if any(g["tool"].startswith(("search", "list")) for g in json.loads(r["gold_calls"])))
     tools, routes = row_tools(row, packages, 3, seed=0)
@@ -109,7 +100,7 @@ def test_unparsed_tool_calls_count_as_format_errors():
     assert count_format_errors([{"role": "assistant", "content": "", "tool_calls": [{"function": {}}]}]) == 0
 
 
-def test_generated_signature_rejects_reserved_names(setup):
+def test_generated_signature_rejects_reserved_names(rl_train_setup):
     bad = [{"type": "function", "function": {"name": "reset", "description": "x", "parameters": {}}}]
     with pytest.raises(ValueError):
         environment_class(["x"], bad, {"reset": ("x", "reset")})

@@ -14,8 +14,8 @@ import pytest
 from envfactory.generation.engine import Generated
 from envfactory.llm.toolcall import render_tool_call
 from envfactory.train.rewards import RewardConfig
-from envfactory.train.rl import make_reward_fn, row_tools, task_rows
-from envfactory.train.rl_env import SessionPool, environment_class
+from envfactory.train.rl import make_reward_fn, row_tools
+from envfactory.train.rl_env import environment_class
 from envfactory.train.rl_rollout import EngineRollouts, PolicySnapshot, tool_suffix_ids
 from envfactory.train.rows import TrainView
 
@@ -27,15 +27,6 @@ def tokenizer():
     from envfactory.default_model import prepare_default_model
 
     return AutoTokenizer.from_pretrained(prepare_default_model())
-
-
-@pytest.fixture(scope="module")
-def setup(tiny_rl_data):
-    packages, rl = tiny_rl_data
-    rows = task_rows(rl, "train")
-    pool = SessionPool(packages)
-    yield packages, rows, pool
-    pool.close()
 
 
 class ScriptedEngine:
@@ -52,8 +43,8 @@ class ScriptedEngine:
         return Generated(ids=ids, finish_reason="stop", stop_token=self.tok.eos_token_id)
 
 
-def _rollouts(setup, tokenizer, row, max_completion_length=1024, max_turns=2):
-    packages, _, pool = setup
+def _rollouts(rl_train_setup, tokenizer, row, max_completion_length=1024, max_turns=2):
+    packages, _, pool = rl_train_setup
     tools, routes = row_tools(row, packages, 3, seed=0)
     name = row["chain_id"]
     cls = environment_class(list(row["envs"]), tools, routes)
@@ -97,11 +88,11 @@ def test_tool_suffix_joins_turns_exactly_as_the_template_renders_them(tokenizer)
     assert tokenizer.decode(suffix).rstrip().endswith("assistant")  # it opens the next assistant turn
 
 
-def test_gold_call_is_executed_masked_and_scored(setup, tokenizer):
-    _, rows, pool = setup
+def test_gold_call_is_executed_masked_and_scored(rl_train_setup, tokenizer):
+    _, rows, pool = rl_train_setup
     row = _single_call_row(rows)
     gold = json.loads(row["gold_calls"])[0]
-    r = _rollouts(setup, tokenizer, row)
+    r = _rollouts(rl_train_setup, tokenizer, row)
     engine = ScriptedEngine(tokenizer, [render_tool_call(gold["name"], gold["arguments"]), "It is done."])
     out = r.rollout(engine, _prompt(row), _record(row), seed=1)
     first, second = engine.requests
@@ -123,25 +114,26 @@ def test_gold_call_is_executed_masked_and_scored(setup, tokenizer):
     assert reward([[{"role": "assistant", "content": ""}]], outcome=[outcome], trainer_state=state) == [1.0]
 
 
-def test_a_tool_result_past_the_budget_ends_the_rollout(setup, tokenizer):
-    _, rows, _ = setup
+def test_a_tool_result_past_the_budget_ends_the_rollout(rl_train_setup, tokenizer):
+    _, rows, _ = rl_train_setup
     row = _single_call_row(rows)
     gold = json.loads(row["gold_calls"])[0]
     text = render_tool_call(gold["name"], gold["arguments"])
     n = len(tokenizer(text, add_special_tokens=False)["input_ids"]) + 1  # the call and its end token, no more
     engine = ScriptedEngine(tokenizer, [text, "never generated"])
-    out = _rollouts(setup, tokenizer, row, max_completion_length=n + 3).rollout(engine, _prompt(row), _record(row), 2)
+    rollouts = _rollouts(rl_train_setup, tokenizer, row, max_completion_length=n + 3)
+    out = rollouts.rollout(engine, _prompt(row), _record(row), 2)
     assert len(engine.requests) == 1 and out["env_mask"] == [1] * n and len(out["completion_ids"]) == n
     assert len(out["outcome"].predicted_calls) == 1  # executed, as in TRL's loop; only its result is dropped
 
 
-def test_unknown_tools_and_malformed_calls_are_errors_not_calls(setup, tokenizer):
-    _, rows, pool = setup
+def test_unknown_tools_and_malformed_calls_are_errors_not_calls(rl_train_setup, tokenizer):
+    _, rows, pool = rl_train_setup
     row = _single_call_row(rows)
     engine = ScriptedEngine(tokenizer, [render_tool_call("no_such_tool", {}) + "\n<tool_call>\n{broken\n</tool_call>",
                                         "Sorry."])
     idle = sum(len(v) for v in pool._idle.values())
-    out = _rollouts(setup, tokenizer, row).rollout(engine, _prompt(row), _record(row), 3)
+    out = _rollouts(rl_train_setup, tokenizer, row).rollout(engine, _prompt(row), _record(row), 3)
     assert out["outcome"].predicted_calls == [] and out["outcome"].format_errors == 1
     assert "unknown_tool" in tokenizer.decode(out["completion_ids"])
     assert sum(len(v) for v in pool._idle.values()) >= idle  # sandbox workers given back
@@ -149,11 +141,11 @@ def test_unknown_tools_and_malformed_calls_are_errors_not_calls(setup, tokenizer
     assert reward([[{}]], outcome=[out["outcome"]], trainer_state=None) == [0.0]
 
 
-def test_a_batch_keeps_the_order_of_its_rows(setup, tokenizer):
-    _, rows, _ = setup
+def test_a_batch_keeps_the_order_of_its_rows(rl_train_setup, tokenizer):
+    _, rows, _ = rl_train_setup
     row = _single_call_row(rows)
     gold = json.loads(row["gold_calls"])[0]
-    r = _rollouts(setup, tokenizer, row)
+    r = _rollouts(rl_train_setup, tokenizer, row)
     texts = [render_tool_call(gold["name"], gold["arguments"]), "ok", "I cannot help.", "I cannot help."]
     engine = ScriptedEngine(tokenizer, texts)
     r.snapshot = SimpleNamespace(engine_for=lambda trainer: (engine, 0.0))
